@@ -1,0 +1,57 @@
+"""The per-frame facts a scene conversion reports and the frame index reads: one
+row per included frame of a scene, stored as ``<data root>/facts/<scene>.parquet``.
+
+Units: depth statistics in millimetres (as written to the depth PNG, 0 = invalid);
+intrinsics normalised by image width/height as the reference writes them;
+extrinsics position in metres, quaternion (x, y, z, w) in the reference's convention.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+FACTS_DIR = "facts"
+
+STATUS_CONVERTED = "converted"
+STATUS_INPUT_MISSING = "input_missing"
+STATUS_FAILED = "failed"
+STATUS_PENDING = "pending"  # used by the index only, for frames with no facts yet
+STATUSES: tuple[str, ...] = (STATUS_PENDING, STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)
+
+FACTS_SCHEMA = pa.schema(
+    [
+        ("scene", pa.string()),
+        ("camera", pa.string()),
+        ("frame_id", pa.int16()),
+        ("status", pa.string()),
+        ("reason", pa.string()),              # null when converted
+        ("rotation_valid", pa.bool_()),       # False when the pose matrix is not a rotation (reference patches it)
+        ("nan_pixels", pa.int32()),           # NaN depth/normal pixels replaced
+        ("void_fraction", pa.float32()),      # share of pixels with semantic void after reprojection
+        ("depth_min_mm", pa.uint16()),        # over valid (non-zero) depth pixels
+        ("depth_max_mm", pa.uint16()),
+        ("depth_mean_mm", pa.float32()),
+        ("instance_count", pa.int32()),       # distinct non-void instance ids in the instance PNG
+        ("classes_present", pa.list_(pa.uint8())),  # semantic classes (1..40) present, sorted
+        ("output_bytes", pa.int64()),         # bytes of every file written for the frame
+        ("fx", pa.float64()),
+        ("fy", pa.float64()),
+        ("cx", pa.float64()),
+        ("cy", pa.float64()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("z", pa.float64()),
+        ("quat_x", pa.float64()),
+        ("quat_y", pa.float64()),
+        ("quat_z", pa.float64()),
+        ("quat_w", pa.float64()),
+        ("converter_version", pa.string()),
+    ]
+)
+
+
+def facts_path(data_root: Path, scene: str) -> Path:
+    """Where a scene's facts live."""
+    return Path(data_root) / FACTS_DIR / f"{scene}.parquet"
