@@ -18,7 +18,10 @@ STATUS_CONVERTED = "converted"
 STATUS_INPUT_MISSING = "input_missing"
 STATUS_FAILED = "failed"
 STATUS_PENDING = "pending"  # used by the index only, for frames with no facts yet
-STATUSES: tuple[str, ...] = (STATUS_PENDING, STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)
+# Used by the index only, for frames outside the public release: they have no split
+# and are never converted, so "pending" would count them as work still to do.
+STATUS_EXCLUDED = "excluded"
+STATUSES: tuple[str, ...] = (STATUS_PENDING, STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED, STATUS_EXCLUDED)
 
 FACTS_SCHEMA = pa.schema(
     [

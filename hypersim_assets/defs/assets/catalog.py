@@ -1,0 +1,117 @@
+"""The catalogue assets: the Parquet frame index over every metadata frame, and
+the subsample views with the reference's text lists. Both refresh by declarative
+automation after scene partitions materialise."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from hypersim_assets import __version__
+from hypersim_assets import metadata as md
+from hypersim_assets.defs.assets.conversion import converted_scene
+from hypersim_assets.defs.assets.raw import hypersim_metadata
+from hypersim_assets.defs.resources import CatalogResource, ConversionResource, HypersimResource
+from hypersim_assets.frame_index import INDEX_FILE, build_frame_index, load_scene_facts, write_parquet_atomic
+from hypersim_assets.index_checks import check_converted_files_exist, check_index_matches_metadata
+from hypersim_assets.provenance import append_creation_meta
+from hypersim_assets.subsample_views import write_views
+
+GROUP = "hypersim_catalog"
+
+# Refresh once scene partitions (or the metadata) were updated and nothing upstream
+# is still running. Unlike eager(), this does not wait for *every* scene
+# partition to exist, so a failed or not yet converted scene never blocks it.
+INDEX_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("refresh after upstream updates settle")
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[hypersim_metadata, converted_scene],
+    kinds={"parquet"},
+    automation_condition=INDEX_AUTOMATION,
+    check_specs=[
+        dg.AssetCheckSpec("rows_match_metadata", asset="frame_index", blocking=True),
+        dg.AssetCheckSpec("converted_files_exist", asset="frame_index", blocking=True),
+    ],
+)
+def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -> dg.MaterializeResult:
+    """One Parquet row per metadata frame (converted or not): split, class, status and reason, paths, intrinsics, pose and per-frame statistics."""
+    started = time.monotonic()
+    tables = md.read_metadata(hypersim.raw_root())
+    facts = load_scene_facts(hypersim.root())
+    dataset_root = hypersim.dataset_root()
+    table = build_frame_index(tables, facts)
+    path = dataset_root / INDEX_FILE
+    write_parquet_atomic(table, path)
+    df = table.to_pandas()
+    rows_ok, rows_details = check_index_matches_metadata(df, tables.splits)
+    files_ok, files_details = check_converted_files_exist(df, dataset_root)
+    counts = df.groupby(["split", "status"], observed=True).size().unstack(fill_value=0)
+    context.log.info(f"frame index: {len(df)} rows, {dict(df['status'].value_counts())}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "rows": len(df),
+            "dagster/row_count": len(df),
+            "counts_by_split_and_status": dg.MetadataValue.md(counts.to_markdown() if hasattr(counts, "to_markdown") else str(counts)),
+            "status_counts": dg.MetadataValue.json({k: int(v) for k, v in df["status"].value_counts().items()}),
+            "seconds": round(time.monotonic() - started, 3),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="rows_match_metadata", passed=rows_ok,
+                                metadata={"details": dg.MetadataValue.json(rows_details)}),
+            dg.AssetCheckResult(check_name="converted_files_exist", passed=files_ok,
+                                metadata={"details": dg.MetadataValue.json(files_details)}),
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[frame_index],
+    kinds={"parquet", "txt"},
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec("views_subset_of_index", asset="subsample_views", blocking=True),
+        dg.AssetCheckSpec("text_lists_match_views", asset="subsample_views", blocking=True),
+    ],
+)
+def subsample_views(
+    context: dg.AssetExecutionContext,
+    hypersim: HypersimResource,
+    catalog: CatalogResource,
+    conversion: ConversionResource,
+) -> dg.MaterializeResult:
+    """Every-N-th-frame views (per split as the reference, and per trajectory) as Parquet, plus the reference's split text lists of frames on disk."""
+    dataset_root = hypersim.dataset_root()
+    subsamples = catalog.subsample_values()
+    result = write_views(dataset_root, subsamples)
+    append_creation_meta(
+        dataset_root,
+        package_version=__version__,
+        source=str(hypersim.parsed_source()),
+        settings={
+            "subsamples": list(subsamples),
+            "tilt_shift": conversion.tilt_shift,
+            "png_compression": conversion.png_compression,
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "subsamples": dg.MetadataValue.json(list(subsamples)),
+            "views": dg.MetadataValue.json(result.summary),
+            "path": dg.MetadataValue.path(str(dataset_root / "views")),
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="views_subset_of_index", passed=result.subset_ok,
+                                metadata={"details": dg.MetadataValue.json(result.subset_details)}),
+            dg.AssetCheckResult(check_name="text_lists_match_views", passed=result.lists_ok,
+                                metadata={"details": dg.MetadataValue.json(result.lists_details)}),
+        ],
+    )

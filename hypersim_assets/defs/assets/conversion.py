@@ -1,0 +1,106 @@
+"""The per-scene conversion asset: every included frame of a scene written in the
+reference converter's layout, plus the scene's per-frame facts for the index."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from hypersim_assets import metadata as md
+from hypersim_assets.defs.assets.raw import raw_scene
+from hypersim_assets.defs.partitions import scene_partitions
+from hypersim_assets.defs.policies import TRANSIENT_RETRY
+from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
+from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings
+from hypersim_assets.scene_conversion import convert_scene
+from hypersim_assets.scene_download import delete_scene_raw
+from hypersim_assets.scene_facts import summarize_scene_facts, write_scene_facts
+
+GROUP = "hypersim_dataset"
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=scene_partitions,
+    deps=[raw_scene],
+    kinds={"png", "json"},
+    code_version=CONVERTER_VERSION,
+    retry_policy=TRANSIENT_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec("frames_converted", asset="converted_scene", blocking=False,
+                          description="Warns when included frames could not be converted (missing or corrupt input)."),
+        dg.AssetCheckSpec("outputs_complete", asset="converted_scene", blocking=True,
+                          description="Every converted frame has all of its output files on disk."),
+    ],
+)
+def converted_scene(
+    context: dg.AssetExecutionContext,
+    hypersim: HypersimResource,
+    conversion: ConversionResource,
+    download: DownloadResource,
+) -> dg.MaterializeResult:
+    """One scene's frames as PNG/JSON/TXT in the reference converter's layout, with per-frame facts for the index."""
+    scene = context.partition_key
+    raw_root = hypersim.raw_root()
+    tables = md.read_metadata(raw_root)
+    frames = md.scene_frames(tables, scene)
+    if not frames:
+        raise dg.Failure(f"scene {scene} has no included frame in the metadata", allow_retries=False)
+    settings = ConversionSettings(
+        tilt_shift=conversion.tilt_shift,
+        png_compression=conversion.png_compression,
+        skip_existing=not conversion.force,
+    )
+    started = time.monotonic()
+    facts = convert_scene(
+        raw_root / scene,
+        scene,
+        frames,
+        md.camera_parameters_row(tables, scene),
+        hypersim.dataset_root(),
+        settings,
+        workers=conversion.worker_count(),
+    )
+    seconds = time.monotonic() - started
+    facts_file = write_scene_facts(hypersim.root(), scene, facts)
+    summary = summarize_scene_facts(facts, hypersim.dataset_root())
+    context.log.info(
+        f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
+        f"in {seconds:.1f} s"
+    )
+    if download.delete_raw_after_conversion and summary["failed"] == 0:
+        delete_scene_raw(raw_root, scene)
+        context.log.info(f"{scene}: raw files deleted (delete_raw_after_conversion)")
+    return dg.MaterializeResult(
+        metadata={
+            "frames": len(frames),
+            "frames_converted": summary["converted"],
+            "frames_skipped_unchanged": summary["skipped"],
+            "frames_input_missing": summary["input_missing"],
+            "frames_failed": summary["failed"],
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(len(frames) / seconds, 3) if seconds > 0 else 0.0,
+            "output_bytes": summary["output_bytes"],
+            "mean_void_fraction": summary["mean_void_fraction"],
+            "warnings": dg.MetadataValue.json(summary["warnings"]),
+            "converter_version": CONVERTER_VERSION,
+            "facts": dg.MetadataValue.path(str(facts_file)),
+            "preview": dg.MetadataValue.md(summary["preview_markdown"]),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="frames_converted",
+                passed=summary["input_missing"] == 0 and summary["failed"] == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"not_converted": dg.MetadataValue.json(summary["not_converted"][:50])},
+            ),
+            dg.AssetCheckResult(
+                check_name="outputs_complete",
+                passed=not summary["incomplete_outputs"],
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"incomplete": dg.MetadataValue.json(summary["incomplete_outputs"][:50])},
+            ),
+        ],
+        data_version=dg.DataVersion(summary["fingerprint"]),
+    )

@@ -1,0 +1,145 @@
+"""Raw data assets: the three metadata CSVs (which define the scene partitions)
+and the per-scene selective download of the zip members a conversion reads."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from hypersim_assets import metadata as md
+from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partitions
+from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
+from hypersim_assets.defs.resources import DownloadResource, HypersimResource
+from hypersim_assets.http_client import RetryConfig, SourceNotFound
+from hypersim_assets.layout import METADATA_FILES
+from hypersim_assets.scene_download import fetch_file, fetch_scene_members
+
+GROUP = "hypersim_raw"
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"csv"},
+    retry_policy=TRANSIENT_RETRY,
+    check_specs=[dg.AssetCheckSpec("metadata_consistent", asset="hypersim_metadata", blocking=True)],
+)
+def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResource) -> dg.MaterializeResult:
+    """The three Hypersim metadata CSVs (splits, trajectories, camera parameters), fetched from the source and verified; they define one partition per public scene."""
+    source = hypersim.parsed_source()
+    raw_root = hypersim.raw_root()
+    raw_root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    sizes = {}
+    for name in METADATA_FILES:
+        location = source.metadata(name)
+        try:
+            sizes[name] = fetch_file(location, raw_root / name, sha256=location.sha256)
+        except SourceNotFound as exc:
+            raise dg.Failure(f"metadata file {name} not found at {location}: {exc}", allow_retries=False) from exc
+    tables = md.read_metadata(raw_root)
+    scenes = md.public_scenes(tables.splits)
+    known = set(context.instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
+    new = [s for s in scenes if s not in known]
+    if new:
+        context.instance.add_dynamic_partitions(SCENES_PARTITIONS_NAME, new)
+    stale = sorted(known - set(scenes))
+    summary = md.metadata_summary(tables)
+    problems = md.consistency_problems(tables)
+    context.log.info(f"{len(scenes)} public scenes; {len(new)} new scene partitions")
+    return dg.MaterializeResult(
+        metadata={
+            "source": str(source),
+            "rows": summary["rows"],
+            "included_frames": summary["included_frames"],
+            "scenes": len(scenes),
+            "trajectories": summary["trajectories"],
+            "frames_per_split": dg.MetadataValue.json(summary["frames_per_split"]),
+            "included_frames_per_split": dg.MetadataValue.json(summary["included_frames_per_split"]),
+            "new_scene_partitions": len(new),
+            "partitions_not_in_metadata": dg.MetadataValue.json(stale[:50]),
+            "bytes": sum(sizes.values()),
+            "seconds": round(time.monotonic() - started, 3),
+            "path": dg.MetadataValue.path(str(raw_root)),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="metadata_consistent",
+                passed=not problems,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"problems": dg.MetadataValue.json(problems[:20])},
+            )
+        ],
+        data_version=dg.DataVersion(md.metadata_fingerprint(raw_root)),
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=scene_partitions,
+    deps=[hypersim_metadata],
+    kinds={"zip"},
+    pool=DOWNLOAD_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    check_specs=[dg.AssetCheckSpec("members_verified", asset="raw_scene", blocking=True)],
+)
+def raw_scene(
+    context: dg.AssetExecutionContext, hypersim: HypersimResource, download: DownloadResource
+) -> dg.MaterializeResult:
+    """The members of one scene's zip that a conversion reads, fetched by HTTP Range, resumed, and verified by size and CRC-32."""
+    scene = context.partition_key
+    source = hypersim.parsed_source()
+    raw_root = hypersim.raw_root()
+    tables = md.read_metadata(raw_root)
+    if scene not in set(md.public_scenes(tables.splits)):
+        raise dg.Failure(f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False)
+    location = source.scene_zip(scene)
+    retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
+
+    def progress(done: int, total: int) -> None:
+        context.log.debug(f"{scene}: {done}/{total} members")
+
+    try:
+        report = fetch_scene_members(
+            location,
+            scene,
+            raw_root,
+            download.selection(),
+            workers=download.workers,
+            retry=retry,
+            progress=progress,
+            unpacked_dir=source.unpacked_scene_dir(scene),
+        )
+    except SourceNotFound as exc:
+        raise dg.Failure(f"scene {scene}: zip not found at {location}: {exc}", allow_retries=False) from exc
+    saving = 1.0 - report.bytes_selected / report.zip_bytes if report.zip_bytes else 0.0
+    context.log.info(
+        f"{scene}: fetched {report.members_fetched}, skipped {report.members_skipped} members; "
+        f"{report.bytes_fetched} bytes of a {report.zip_bytes}-byte zip"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "source": str(location),
+            "members_selected": report.members_selected,
+            "members_fetched": report.members_fetched,
+            "members_skipped": report.members_skipped,
+            "members_resumed": report.resumed_members,
+            "bytes_fetched": report.bytes_fetched,
+            "bytes_selected": report.bytes_selected,
+            "zip_bytes": report.zip_bytes,
+            "saving_vs_full_zip": round(saving, 4),
+            "seconds": round(report.seconds, 3),
+            "throughput_mib_s": round(report.throughput / 2**20, 2),
+            "retries": report.retries,
+            "restarts_after_remote_change": report.restarts,
+            "path": dg.MetadataValue.path(str(raw_root / scene)),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="members_verified",
+                passed=report.members_fetched + report.members_skipped == report.members_selected,
+                metadata={"members_selected": report.members_selected},
+            )
+        ],
+        data_version=dg.DataVersion(report.fingerprint),
+    )

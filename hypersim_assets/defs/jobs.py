@@ -1,0 +1,29 @@
+"""Jobs: the per-scene job that backfills and schedules run, and the catalogue job."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hypersim_assets.defs.partitions import scene_partitions
+
+SCENE_ASSETS = dg.AssetSelection.assets("raw_scene", "converted_scene")
+CATALOG_ASSETS = dg.AssetSelection.assets("hypersim_metadata", "frame_index", "subsample_views")
+
+# A lost run worker (machine reboot, OOM kill) is retried as a whole run; the
+# assets skip what is already verified, so a retried run redoes little.
+RUN_RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"}
+
+scene_job = dg.define_asset_job(
+    "hypersim_scene_job",
+    selection=SCENE_ASSETS,
+    partitions_def=scene_partitions,
+    tags=RUN_RETRY_TAGS,
+    description="Download and convert one scene partition.",
+)
+
+catalog_job = dg.define_asset_job(
+    "hypersim_catalog_job",
+    selection=CATALOG_ASSETS,
+    tags=RUN_RETRY_TAGS,
+    description="Fetch the metadata (registering scene partitions), then rebuild the frame index and views.",
+)

@@ -1,0 +1,113 @@
+"""Dagster resources: the configuration users set in the launchpad or through
+environment variables. Every field has a default that works for the demo.
+
+Fields that default to ``None`` are resolved when a run starts (from the
+environment, else a built-in default), so a launchpad config block that names
+only some fields (it replaces the whole block) still gets sensible values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from hypersim_assets.layout import MemberSelection, dataset_dir, raw_dir
+from hypersim_assets.source import HypersimSource, data_root_from_env
+
+ENV_SUBSAMPLES = "HYPERSIM_SUBSAMPLES"
+DEFAULT_SUBSAMPLES: tuple[int, ...] = (1, 10)
+
+
+class HypersimResource(dg.ConfigurableResource):
+    """Where Hypersim comes from and where our files go."""
+
+    source: str | None = Field(
+        default=None,
+        description="Hypersim source: 'upstream', an http(s):// or file:// URL, or a directory. "
+        "Unset: env HYPERSIM_SOURCE, else upstream.",
+    )
+    data_root: str | None = Field(
+        default=None,
+        description="Output root (raw/, dataset/, facts/). Unset: env HYPERSIM_DATA_ROOT, else ./hypersim-data.",
+    )
+
+    def parsed_source(self) -> HypersimSource:
+        return HypersimSource.parse(self.source) if self.source else HypersimSource.from_env()
+
+    def root(self) -> Path:
+        return Path(self.data_root).expanduser().resolve() if self.data_root else data_root_from_env().resolve()
+
+    def raw_root(self) -> Path:
+        return raw_dir(self.root())
+
+    def dataset_root(self) -> Path:
+        return dataset_dir(self.root())
+
+
+class DownloadResource(dg.ConfigurableResource):
+    """How scene zips are fetched."""
+
+    members: str = Field(
+        default="conversion",
+        description="'conversion' (only what the converter reads), 'all', or 'globs' (see member_globs).",
+    )
+    member_globs: list[str] = Field(
+        default_factory=list,
+        description="With members='globs': fetch members whose path below <scene>/ matches any of these.",
+    )
+    workers: int = Field(default=4, ge=1, le=64, description="Parallel member fetches within one scene.")
+    max_attempts: int = Field(default=6, ge=1, description="HTTP attempts per request before a run fails.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Socket timeout per HTTP request, seconds.")
+    delete_raw_after_conversion: bool = Field(
+        default=False,
+        description="Delete a scene's raw files once its conversion succeeded (for users without 2 TB to spare).",
+    )
+
+    def selection(self) -> MemberSelection:
+        return MemberSelection(mode=self.members, globs=tuple(self.member_globs))
+
+
+class ConversionResource(dg.ConfigurableResource):
+    """How frames are converted."""
+
+    workers: int = Field(default=0, ge=0, description="Worker processes per scene; 0 = one per core.")
+    tilt_shift: bool = Field(
+        default=True, description="Reproject tilt-shift cameras onto a pinhole camera (the reference's default)."
+    )
+    png_compression: str = Field(default="default", description="'fast', 'default' or 'small'.")
+    force: bool = Field(default=False, description="Re-convert frames even if their outputs are complete.")
+
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Settings of the frame index and the subsample views."""
+
+    subsamples: list[int] | None = Field(
+        default=None,
+        description="Every-N-th values for the views. Unset: env HYPERSIM_SUBSAMPLES (e.g. '1,2,5,10,20'), else 1,10.",
+    )
+
+    def subsample_values(self) -> tuple[int, ...]:
+        if self.subsamples:
+            values = tuple(int(v) for v in self.subsamples)
+        else:
+            values = parse_subsamples(os.environ.get(ENV_SUBSAMPLES))
+        if any(v < 1 for v in values):
+            raise ValueError(f"subsample values must be >= 1, got {values}")
+        return values
+
+
+def parse_subsamples(text: str | None) -> tuple[int, ...]:
+    """Parse ``"1,2,5"`` into ``(1, 2, 5)``; empty or None gives the default (1, 10)."""
+    if not text or not text.strip():
+        return DEFAULT_SUBSAMPLES
+    try:
+        values = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
+    except ValueError:
+        raise ValueError(f"{ENV_SUBSAMPLES} must be comma-separated integers, got {text!r}") from None
+    return values or DEFAULT_SUBSAMPLES

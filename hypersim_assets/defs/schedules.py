@@ -1,0 +1,122 @@
+"""The nightly backfill schedule: requests scene-job runs for exactly the scene
+partitions that are missing, failed, or stale (converted by other converter
+code), never for ones already queued or running."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import dagster as dg
+
+from hypersim_assets.defs.jobs import scene_job
+from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
+from hypersim_assets.frame_conversion import CONVERTER_VERSION
+
+CONVERTED_KEY = dg.AssetKey("converted_scene")
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+# At most this many run requests per tick, so a first tick over 457 scenes does
+# not flood the queue; the next tick picks up the rest.
+MAX_REQUESTS_PER_TICK = 100
+
+
+@dataclass(frozen=True)
+class PartitionWork:
+    """One scene partition that needs a run, and why (``missing``, ``failed`` or ``stale``)."""
+
+    partition: str
+    reason: str
+    marker: str  # changes whenever the partition's state changes, so run keys never repeat work
+
+
+def partitions_needing_work(
+    partitions: Iterable[str],
+    status: Mapping[str, str | None],
+    materialized_code_version: Mapping[str, str | None],
+    current_code_version: str,
+    in_flight: set[str],
+    last_run_id: Mapping[str, str],
+) -> list[PartitionWork]:
+    """Which partitions to request, in partition order.
+
+    ``status`` maps a partition to ``MATERIALIZED``/``FAILED``/``IN_PROGRESS``/None
+    (never run); ``materialized_code_version`` to the code version its latest
+    materialisation was made with. Partitions in flight are left alone.
+    """
+    work = []
+    for p in partitions:
+        if p in in_flight or status.get(p) == "IN_PROGRESS":
+            continue
+        marker = last_run_id.get(p, "none")
+        state = status.get(p)
+        if state is None:
+            work.append(PartitionWork(p, "missing", marker))
+        elif state == "FAILED":
+            work.append(PartitionWork(p, "failed", marker))
+        elif materialized_code_version.get(p) not in (None, current_code_version):
+            work.append(PartitionWork(p, "stale", f"{marker}:{materialized_code_version.get(p)}"))
+    return work
+
+
+def _latest_code_versions(instance: dg.DagsterInstance, partitions: set[str]) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    cursor = None
+    while len(versions) < len(partitions):
+        result = instance.fetch_materializations(CONVERTED_KEY, limit=1000, cursor=cursor)
+        for record in result.records:
+            mat = record.asset_materialization
+            if mat is not None and mat.partition in partitions and mat.partition not in versions:
+                versions[mat.partition] = (mat.tags or {}).get("dagster/code_version")
+        if not result.has_more:
+            break
+        cursor = result.cursor
+    return versions
+
+
+def _runs_by_partition(instance: dg.DagsterInstance) -> tuple[set[str], dict[str, str]]:
+    in_flight: set[str] = set()
+    last_run: dict[str, str] = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(job_name=scene_job.name), limit=5000):
+        run = record.dagster_run
+        partition = run.tags.get("dagster/partition")
+        if not partition:
+            continue
+        last_run.setdefault(partition, run.run_id)  # newest first
+        if run.status in IN_FLIGHT:
+            in_flight.add(partition)
+    return in_flight, last_run
+
+
+@dg.schedule(
+    job=scene_job,
+    cron_schedule="0 2 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Nightly: run the scene job for scene partitions that are missing, failed or stale.",
+)
+def scene_backfill_schedule(context: dg.ScheduleEvaluationContext):
+    instance = context.instance
+    partitions = sorted(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
+    if not partitions:
+        return dg.SkipReason("no scene partitions yet: materialise hypersim_metadata first")
+    pdef = dg.DynamicPartitionsDefinition(name=SCENES_PARTITIONS_NAME)
+    raw_status = instance.get_status_by_partition(CONVERTED_KEY, partitions, pdef) or {}
+    status = {p: (s.value if s is not None else None) for p, s in raw_status.items()}
+    versions = _latest_code_versions(instance, {p for p, s in status.items() if s == "MATERIALIZED"})
+    in_flight, last_run = _runs_by_partition(instance)
+    work = partitions_needing_work(partitions, status, versions, CONVERTER_VERSION, in_flight, last_run)
+    if not work:
+        return dg.SkipReason(f"all {len(partitions)} scene partitions are converted and current")
+    return [
+        dg.RunRequest(
+            run_key=f"{w.partition}:{w.reason}:{w.marker}",
+            partition_key=w.partition,
+            tags={"hypersim/reason": w.reason},
+        )
+        for w in work[:MAX_REQUESTS_PER_TICK]
+    ]

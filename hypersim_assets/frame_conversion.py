@@ -1,0 +1,344 @@
+"""Converting one Hypersim frame into every per-frame file of the reference converter's
+output layout, and reporting the frame's facts.
+
+Outputs (paths from ``layout``): rgb, depth, normal, semantic_40 and instance PNGs;
+extrinsics, boxes_3d and orientations JSON; the scene class text; and the trajectory's
+rgb/depth intrinsics JSON (rewritten only when their content differs). Pixels and JSON
+numbers equal the reference's; JSON is written with ``indent=4`` like the reference.
+
+Every file is written atomically (temp file in the same folder, then ``os.replace``).
+After all of a frame's files, a done-marker ``<dataset>/.conversion/<scene>/<cam>/<NNNN>.json``
+records the converter version, the settings, the size of each output and the size and
+modification time of each input. With ``skip_existing``, a frame is skipped (and its facts
+taken from the marker) when the marker matches the current version and settings, every
+output exists with its recorded size, and no input that is present has changed; inputs
+that are absent (raw files deleted after conversion) do not force a re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from hypersim_assets import depth as depth_mod
+from hypersim_assets import labels, normals, poses, reprojection, tonemapping
+from hypersim_assets.frame_facts import STATUS_CONVERTED, STATUS_FAILED, STATUS_INPUT_MISSING
+from hypersim_assets.hdf5_frames import (
+    FrameInputCorrupt,
+    FrameInputMissing,
+    input_files,
+    read_bounding_boxes,
+    read_camera_pose,
+    read_frame_images,
+    read_meters_per_asset_unit,
+)
+from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
+from hypersim_assets.png_writer import PngCompression, encode_png, write_bytes_atomically
+
+# Bump on any change that changes output bytes or facts; Dagster uses it as the code version.
+CONVERTER_VERSION = "1"
+
+STATE_DIR = ".conversion"  # below the dataset folder: per-frame done-markers
+
+
+@dataclass(frozen=True)
+class ConversionSettings:
+    """How frames are converted.
+
+    ``tilt_shift``: reproject onto a pinhole camera (the reference's default); False gives the
+    reference's older ``--no-tilt-shift-conversion`` output. ``png_compression``: see
+    ``PngCompression``. ``skip_existing``: skip frames whose done-marker matches (module doc).
+    ``fsync``: flush each file to disk before renaming it into place (power-loss safety).
+    """
+
+    tilt_shift: bool = True
+    png_compression: PngCompression | str = PngCompression.DEFAULT
+    skip_existing: bool = True
+    fsync: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "png_compression", PngCompression.parse(self.png_compression))
+
+    def output_key(self) -> dict[str, Any]:
+        """The settings that change output bytes."""
+        return {"tilt_shift": bool(self.tilt_shift), "png_compression": PngCompression.parse(self.png_compression).value}
+
+
+@dataclass
+class FrameFacts:
+    """One frame's facts: the columns of ``frame_facts.FACTS_SCHEMA`` plus ``split`` and ``skipped``."""
+
+    scene: str
+    camera: str
+    frame_id: int
+    status: str
+    reason: str | None = None
+    rotation_valid: bool | None = None
+    nan_pixels: int | None = None
+    void_fraction: float | None = None
+    depth_min_mm: int | None = None
+    depth_max_mm: int | None = None
+    depth_mean_mm: float | None = None
+    instance_count: int | None = None
+    classes_present: list[int] | None = None
+    output_bytes: int | None = None
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    x: float | None = None
+    y: float | None = None
+    z: float | None = None
+    quat_x: float | None = None
+    quat_y: float | None = None
+    quat_z: float | None = None
+    quat_w: float | None = None
+    converter_version: str = CONVERTER_VERSION
+    split: str | None = None
+    skipped: bool = False
+
+
+@dataclass
+class ConvertedFrame:
+    """A frame converted in memory: the images as written and the JSON documents."""
+
+    rgb: np.ndarray          # (H, W, 3) uint8
+    depth_mm: np.ndarray     # (H, W) uint16
+    normal: np.ndarray       # (H, W, 3) uint8
+    semantic: np.ndarray     # (H, W) uint8
+    instance: np.ndarray     # (H, W, 3) uint8
+    extrinsics: dict[str, float]
+    intrinsics: dict[str, float]  # depth intrinsics (with a, b)
+    boxes: dict[int, dict[str, list]]
+    orientations: dict[int, float]
+    rotation_valid: bool
+    nan_pixels: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+_RAY_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _unit_rays(M: np.ndarray, h: int, w: int) -> np.ndarray:
+    key = (M.tobytes(), h, w)
+    rays = _RAY_CACHE.get(key)
+    if rays is None:
+        if len(_RAY_CACHE) >= 4:
+            _RAY_CACHE.pop(next(iter(_RAY_CACHE)))
+        rays = _RAY_CACHE[key] = reprojection.unit_rays(M, h, w)
+    return rays
+
+
+def convert_arrays(
+    scene_dir: Path, scene: str, camera: str, frame_id: int, camera_params: Mapping[str, float], tilt_shift: bool
+) -> ConvertedFrame:
+    """Read one frame's inputs and convert them in memory (no output written).
+
+    Raises FrameInputMissing / FrameInputCorrupt for unusable input, LabelError or
+    IndexError where the reference would fail on the data.
+    """
+    import time
+
+    t = {}
+    t0 = time.perf_counter()
+    mpau = read_meters_per_asset_unit(scene_dir, scene, camera, frame_id)
+    position, orientation = read_camera_pose(scene_dir, scene, camera, frame_id)
+    box_files = read_bounding_boxes(scene_dir, scene, camera, frame_id)
+    img = read_frame_images(scene_dir, scene, camera, frame_id)
+    t1 = time.perf_counter()
+    t["read"] = t1 - t0
+
+    extr = poses.extrinsics(position, orientation, mpau)
+    rotation_valid = poses.is_valid_rotation(orientation)
+    if np.any(img.render_entity_id == 0):
+        raise labels.LabelError("render_entity_id holds 0, which upstream never uses")
+    rgb = tonemapping.tonemap(img.color, img.render_entity_id)
+    t2 = time.perf_counter()
+    t["tonemap"] = t2 - t1
+    normal = normals.encode_normals(img.normal_bump_cam)
+    semantic = labels.semantic_labels(img.semantic)
+    instance = labels.instance_image(semantic, labels.instance_ids(img.semantic_instance))
+    distance, nan_depth = depth_mod.distance_without_nan(img.depth_meters)
+    nan_pixels = int(np.count_nonzero(np.isnan(img.depth_meters) | np.isnan(img.normal_bump_cam).any(axis=-1))) if nan_depth or np.isnan(img.normal_bump_cam).any() else 0
+    t3 = time.perf_counter()
+    t["labels_normals"] = t3 - t2
+
+    h, w = semantic.shape
+    if tilt_shift:
+        ph, pw = reprojection.image_size(camera_params)
+        if (ph, pw) != (h, w):
+            raise FrameInputCorrupt(scene, camera, frame_id, f"{scene}/images", f"images are {h}x{w} but camera parameters say {ph}x{pw}")
+        M = reprojection.m_cam_from_uv(camera_params)
+        intr = reprojection.pinhole_intrinsics(M)
+        points = reprojection.camera_points(_unit_rays(M, h, w), distance)
+        depth_mm = depth_mod.depth_mm_from_z(points[:, 2].reshape(h, w))
+        rep = reprojection.reprojection(points, intr, h, w)
+        rgb, depth_mm, normal, semantic, instance = (rep.apply(a) for a in (rgb, depth_mm, normal, semantic, instance))
+    else:
+        intr = reprojection.legacy_intrinsics()
+        depth_mm = depth_mod.legacy_depth_mm(img.depth_meters)
+    t4 = time.perf_counter()
+    t["geometry"] = t4 - t3
+
+    ids = np.unique(labels.instance_ids_of_image(instance))
+    boxes = poses.boxes_3d(ids, box_files.extents, box_files.orientations, box_files.positions, mpau)
+    orient = poses.box_orientations(boxes, [extr[k] for k in ("quat_x", "quat_y", "quat_z", "quat_w")])
+    t["boxes"] = time.perf_counter() - t4
+    return ConvertedFrame(rgb, depth_mm, normal, semantic, instance, extr, intr, boxes, orient, rotation_valid, nan_pixels, t)
+
+
+def json_text(obj: Any) -> str:
+    """JSON as the reference writes it: ``json.dump(obj, f, indent=4)`` (no trailing newline)."""
+    return json.dumps(obj, indent=4)
+
+
+def encode_outputs(frame: ConvertedFrame, scene_class: str, compression: PngCompression | str) -> dict[str, bytes]:
+    """Every per-frame file's bytes, keyed by modality (``layout.frame_output_paths`` keys)."""
+    return {
+        "rgb": encode_png(frame.rgb, compression),
+        "depth": encode_png(frame.depth_mm, compression),
+        "normal": encode_png(frame.normal, compression),
+        "semantic_40": encode_png(frame.semantic, compression),
+        "instance": encode_png(frame.instance, compression),
+        "extrinsics": json_text(frame.extrinsics).encode(),
+        "boxes_3d": json_text(frame.boxes).encode(),
+        "orientations": json_text(frame.orientations).encode(),
+        "scene_class": (scene_class + "\n").encode(),
+    }
+
+
+def marker_path(dataset_root: Path, scene: str, camera: str, frame_id: int) -> Path:
+    """The frame's done-marker."""
+    return Path(dataset_root) / STATE_DIR / scene / camera / f"{frame_id:04d}.json"
+
+
+def _input_stamps(scene_dir: Path, scene: str, camera: str, frame_id: int) -> dict[str, list[int] | None]:
+    out: dict[str, list[int] | None] = {}
+    for p in input_files(scene_dir, scene, camera, frame_id):
+        try:
+            st = os.stat(p)
+            out[p.name if False else str(p.relative_to(scene_dir))] = [st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            out[str(p.relative_to(scene_dir))] = None
+    return out
+
+
+def _skip_facts(
+    dataset_root: Path, scene_dir: Path, scene: str, camera: str, frame_id: int, split: str, settings: ConversionSettings
+) -> FrameFacts | None:
+    path = marker_path(dataset_root, scene, camera, frame_id)
+    try:
+        marker = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    if marker.get("converter_version") != CONVERTER_VERSION or marker.get("settings") != settings.output_key() or marker.get("split") != split:
+        return None
+    for rel, size in marker.get("outputs", {}).items():
+        try:
+            if os.stat(Path(dataset_root) / rel).st_size != size:
+                return None
+        except FileNotFoundError:
+            return None
+    now = _input_stamps(scene_dir, scene, camera, frame_id)
+    for rel, stamp in marker.get("inputs", {}).items():
+        if now.get(rel) is not None and now.get(rel) != stamp:
+            return None
+    try:
+        facts = FrameFacts(**marker["facts"])
+    except (KeyError, TypeError):
+        return None
+    facts.skipped = True
+    return facts
+
+
+def _write_if_changed(data: bytes, path: Path, fsync: bool) -> None:
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_bytes_atomically(data, path, fsync=fsync)
+
+
+def frame_facts_of(frame: ConvertedFrame, base: FrameFacts, output_bytes: int) -> FrameFacts:
+    """Fill ``base`` with the facts of a converted frame."""
+    valid = frame.depth_mm[frame.depth_mm != 0]
+    ids = labels.instance_ids_of_image(frame.instance)
+    classes = np.unique(frame.semantic)
+    base.status = STATUS_CONVERTED
+    base.rotation_valid = frame.rotation_valid
+    base.nan_pixels = frame.nan_pixels
+    base.void_fraction = float(np.count_nonzero(frame.semantic == 0) / frame.semantic.size)
+    base.depth_min_mm = int(valid.min()) if valid.size else None
+    base.depth_max_mm = int(valid.max()) if valid.size else None
+    base.depth_mean_mm = float(valid.mean()) if valid.size else None
+    base.instance_count = int(np.count_nonzero(np.unique(ids)))
+    base.classes_present = [int(c) for c in classes if c != 0]
+    base.output_bytes = int(output_bytes)
+    for k in ("fx", "fy", "cx", "cy"):
+        setattr(base, k, float(frame.intrinsics[k]))
+    for k in poses.EXTRINSICS_KEYS:
+        setattr(base, k, float(frame.extrinsics[k]))
+    return base
+
+
+def convert_frame(
+    scene_dir: Path,
+    scene: str,
+    camera: str,
+    frame_id: int,
+    split: str,
+    scene_class: str,
+    camera_params: Mapping[str, float],
+    dataset_root: Path,
+    settings: ConversionSettings = ConversionSettings(),
+) -> FrameFacts:
+    """Convert one frame and write its files under ``dataset_root``; returns its facts.
+
+    ``split`` is the upstream partition name (``train``/``val``/``test``). Missing input gives
+    status ``input_missing``, unreadable or unusable input ``failed``; in both cases nothing
+    is written and nothing already there is removed.
+    """
+    scene_dir, dataset_root = Path(scene_dir), Path(dataset_root)
+    frame_id = int(frame_id)
+    facts = FrameFacts(scene=scene, camera=camera, frame_id=frame_id, status=STATUS_FAILED, split=split)
+    split_dir = split_dir_name(split)
+    if settings.skip_existing:
+        skipped = _skip_facts(dataset_root, scene_dir, scene, camera, frame_id, split, settings)
+        if skipped is not None:
+            return skipped
+    try:
+        frame = convert_arrays(scene_dir, scene, camera, frame_id, camera_params, settings.tilt_shift)
+        files = encode_outputs(frame, scene_class, settings.png_compression)
+    except FrameInputMissing as exc:
+        facts.status, facts.reason = STATUS_INPUT_MISSING, str(exc)
+        return facts
+    except (FrameInputCorrupt, labels.LabelError, IndexError, ValueError) as exc:
+        facts.reason = f"{type(exc).__name__}: {exc}"
+        return facts
+
+    rels = frame_output_paths(split_dir, scene, camera, frame_id)
+    total = 0
+    for modality, data in files.items():
+        total += write_bytes_atomically(data, dataset_root / rels[modality], fsync=settings.fsync)
+    intr_rels = intrinsics_output_paths(split_dir, scene, camera)
+    _write_if_changed(json_text(reprojection.rgb_intrinsics(frame.intrinsics)).encode(), dataset_root / intr_rels["rgb_intrinsics"], settings.fsync)
+    _write_if_changed(json_text(frame.intrinsics).encode(), dataset_root / intr_rels["depth_intrinsics"], settings.fsync)
+
+    frame_facts_of(frame, facts, total)
+    marker = {
+        "converter_version": CONVERTER_VERSION,
+        "settings": settings.output_key(),
+        "split": split,
+        "outputs": {rels[m]: len(d) for m, d in files.items()},
+        "inputs": _input_stamps(scene_dir, scene, camera, frame_id),
+        "facts": dataclasses.asdict(facts),
+    }
+    write_bytes_atomically(json.dumps(marker).encode(), marker_path(dataset_root, scene, camera, frame_id), fsync=settings.fsync)
+    return facts

@@ -1,0 +1,435 @@
+"""The frame index: one typed Parquet row per frame of the split metadata
+(converted or not) at ``<dataset>/frame_index.parquet``, joining the metadata,
+the reference's blacklist and the per-scene facts that conversions wrote.
+
+Row order: stable sort by (scene, camera, frame_id); on the real metadata this is
+the file's own order (it is sorted that way). ``metadata_row`` keeps the position
+in the split CSV, which is the order the reference subsamples in.
+
+Status: ``excluded`` (not in the public release: no split, never converted, no
+paths), else the facts' status (``converted``/``input_missing``/``failed``), else
+``pending``. ``split`` uses the reference's names (``train``/``valid``/``test``).
+Paths are relative to the dataset folder, as :mod:`hypersim_assets.layout` names
+them, for every included frame whether converted or not.
+Units: as in :mod:`hypersim_assets.frame_facts` (depth in mm, intrinsics
+normalised by image size, position in metres); ``width_px``/``height_px`` from the
+camera-parameters file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hypersim_assets.atomic_files import write_parquet_atomic
+from hypersim_assets.blacklist import blacklist_reason
+from hypersim_assets.frame_facts import (
+    FACTS_DIR,
+    FACTS_SCHEMA,
+    STATUS_EXCLUDED,
+    STATUS_PENDING,
+    STATUSES,
+)
+from hypersim_assets.layout import (
+    INTRINSICS_MODALITIES,
+    SPLIT_DIR_NAMES,
+    frame_output_paths,
+    frame_stem,
+    intrinsics_output_paths,
+)
+from hypersim_assets.metadata import MetadataTables
+
+__all__ = [
+    "INDEX_FILE",
+    "INDEX_SCHEMA",
+    "PATH_COLUMNS",
+    "build_frame_index",
+    "frame_files_present",
+    "load_scene_facts",
+    "missing_frame_files",
+    "read_frame_index",
+    "write_parquet_atomic",
+]
+
+INDEX_FILE = "frame_index.parquet"  # relative to the dataset folder
+
+_FRAME_MODALITIES: tuple[str, ...] = tuple(frame_output_paths("train", "ai_000_000", "cam_00", 0))
+# Column holding each modality's relative path.
+PATH_COLUMNS: dict[str, str] = {m: f"path_{m}" for m in _FRAME_MODALITIES + INTRINSICS_MODALITIES}
+_FACT_STATUSES = frozenset(STATUSES) - {STATUS_PENDING, STATUS_EXCLUDED}
+
+
+def _dict(index_type: pa.DataType) -> pa.DataType:
+    return pa.dictionary(index_type, pa.string())
+
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("metadata_row", pa.uint32()),          # 0-based row in the split CSV (its data rows)
+        ("scene", _dict(pa.int16())),
+        ("camera", _dict(pa.int8())),
+        ("frame_id", pa.int16()),
+        ("split", _dict(pa.int8())),            # train / valid / test; null when excluded
+        ("scene_class", _dict(pa.int8())),      # the trajectory's `Scene type`, verbatim
+        ("included_in_public_release", pa.bool_()),
+        ("exclude_reason", _dict(pa.int8())),
+        ("blacklisted", pa.bool_()),
+        ("blacklist_reason", _dict(pa.int8())),
+        ("status", _dict(pa.int8())),
+        ("reason", _dict(pa.int32())),          # why not converted (or the exclude reason)
+        ("stem", pa.string()),                  # <scene>/<cam>/<NNNN>: the reference's text-list line
+    ]
+    + [(PATH_COLUMNS[m], pa.string()) for m in _FRAME_MODALITIES]
+    + [(PATH_COLUMNS[m], _dict(pa.int16())) for m in INTRINSICS_MODALITIES]
+    + [
+        ("width_px", pa.uint16()),
+        ("height_px", pa.uint16()),
+        ("fx", pa.float64()),
+        ("fy", pa.float64()),
+        ("cx", pa.float64()),
+        ("cy", pa.float64()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("z", pa.float64()),
+        ("quat_x", pa.float64()),
+        ("quat_y", pa.float64()),
+        ("quat_z", pa.float64()),
+        ("quat_w", pa.float64()),
+        ("rotation_valid", pa.bool_()),
+        ("nan_pixels", pa.uint32()),
+        ("void_fraction", pa.float32()),
+        ("depth_min_mm", pa.uint16()),
+        ("depth_max_mm", pa.uint16()),
+        ("depth_mean_mm", pa.float32()),
+        ("instance_count", pa.uint16()),
+        ("classes_present", pa.list_(pa.uint8())),
+        ("output_bytes", pa.uint32()),
+        ("converter_version", _dict(pa.int8())),
+    ]
+)
+
+_FACT_VALUE_COLUMNS: tuple[str, ...] = tuple(
+    n for n in FACTS_SCHEMA.names if n not in ("scene", "camera", "frame_id", "status", "reason") and n in INDEX_SCHEMA.names
+)
+
+
+# -- facts --------------------------------------------------------------------------------
+
+
+def _conform_facts(table: pa.Table, source: str) -> pa.Table:
+    """Cast to FACTS_SCHEMA; absent value columns become null, absent key columns are an error."""
+    missing_keys = [c for c in ("scene", "camera", "frame_id", "status") if c not in table.column_names]
+    if missing_keys:
+        raise ValueError(f"facts {source} lack column(s) {', '.join(missing_keys)}")
+    columns = []
+    for field in FACTS_SCHEMA:
+        if field.name in table.column_names:
+            try:
+                columns.append(table.column(field.name).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"facts {source}, column {field.name}: cannot be read as {field.type}: {exc}") from exc
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=FACTS_SCHEMA)
+
+
+def load_scene_facts(data_root: Path) -> pd.DataFrame:
+    """Every scene's facts (``<data root>/facts/<scene>.parquet``) as one DataFrame in FACTS_SCHEMA.
+
+    Empty (with the schema's columns) when the folder or files are absent. Hidden
+    and temporary files are ignored. A file that cannot be read, or holds rows of
+    another scene than its name says, raises ValueError naming it.
+    """
+    facts_dir = Path(data_root) / FACTS_DIR
+    files = sorted(p for p in facts_dir.glob("*.parquet") if not p.name.startswith(".")) if facts_dir.is_dir() else []
+    tables = []
+    for path in files:
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"facts file {path} is not readable Parquet: {exc}") from exc
+        table = _conform_facts(table, str(path))
+        scenes = set(table.column("scene").unique().to_pylist())
+        if scenes - {path.stem}:
+            raise ValueError(f"facts file {path} holds rows of scene(s) {sorted(scenes - {path.stem})}")
+        tables.append(table)
+    merged = pa.concat_tables(tables) if tables else FACTS_SCHEMA.empty_table()
+    return merged.to_pandas()
+
+
+def _facts_as_table(facts: pd.DataFrame | pa.Table | None) -> pa.Table:
+    if facts is None:
+        return FACTS_SCHEMA.empty_table()
+    if isinstance(facts, pd.DataFrame):
+        if len(facts) == 0:
+            return FACTS_SCHEMA.empty_table()
+        facts = pa.Table.from_pandas(facts, preserve_index=False)
+    return _conform_facts(facts, "table")
+
+
+# -- building -----------------------------------------------------------------------------
+
+
+def _dictionary_array(values: pa.Array | pa.ChunkedArray | np.ndarray, type_: pa.DataType, column: str) -> pa.Array:
+    """A dictionary array of ``type_`` from strings (None/NaN = null), dictionary in first-seen order.
+
+    Raises ValueError naming the column when there are more distinct values than the index type holds.
+    """
+    if isinstance(values, np.ndarray):
+        values = pa.array(values, pa.string(), from_pandas=True)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(values.cast(pa.string()))
+    limit = np.iinfo(type_.index_type.to_pandas_dtype()).max + 1
+    if len(encoded.dictionary) > limit:
+        raise ValueError(f"frame index column {column}: {len(encoded.dictionary)} distinct values do not fit {type_}")
+    return pa.DictionaryArray.from_arrays(encoded.indices.cast(type_.index_type), encoded.dictionary)
+
+
+def _cast(array: pa.Array | pa.ChunkedArray, type_: pa.DataType, column: str) -> pa.Array:
+    try:
+        return array.cast(type_, safe=True)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"frame index column {column}: values do not fit {type_}: {exc}") from exc
+
+
+def _path_templates() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """(modality folder, extension) per frame modality and folder per intrinsics modality, read off the layout."""
+    probe = frame_output_paths("S", "A", "C", 0)
+    stem = frame_stem("A", "C", 0)
+    frames = {}
+    for modality, rel in probe.items():
+        head, _, tail = rel.partition("/" + stem)
+        if not head.startswith("S/") or not tail.startswith(".") or "/" in tail:
+            raise RuntimeError(f"layout path {rel!r} of {modality} is not <split>/<folder>/<stem>.<ext>")
+        frames[modality] = (head[2:], tail)
+    intrinsics = {}
+    for modality, rel in intrinsics_output_paths("S", "A", "C").items():
+        if not (rel.startswith("S/") and rel.endswith("/A/C.json")):
+            raise RuntimeError(f"layout path {rel!r} of {modality} is not <split>/<folder>/<scene>/<cam>.json")
+        intrinsics[modality] = rel[2 : -len("/A/C.json")]
+    return frames, intrinsics
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def build_frame_index(tables: MetadataTables, facts: pd.DataFrame | pa.Table | None = None) -> pa.Table:
+    """The frame index in INDEX_SCHEMA: one row per row of ``tables.splits``.
+
+    ``facts``: per-frame facts in FACTS_SCHEMA (DataFrame or Arrow table, may be
+    empty or None). Facts of excluded frames and of frames absent from the metadata
+    are ignored (the latter counted in the schema metadata ``unmatched_facts``);
+    two facts rows for one frame, or an unknown status, raise ValueError.
+    ``tables.camera_params`` (optional) gives ``width_px``/``height_px``.
+    Vectorised: about a second for the real 82,900 rows.
+    """
+    splits = tables.splits
+    n = len(splits)
+    scene = splits["scene_name"].to_numpy(dtype=object)
+    camera = splits["camera_name"].to_numpy(dtype=object)
+    frame_id = splits["frame_id"].to_numpy(dtype=np.int16)
+    included = splits["included_in_public_release"].to_numpy(dtype=bool)
+    split = splits["split_partition_name"].map(SPLIT_DIR_NAMES).where(included)
+
+    # Trajectory-level facts (class, blacklist), computed once per trajectory.
+    trajectory = pd.MultiIndex.from_arrays([scene, camera])
+    codes, uniques = pd.factorize(trajectory)
+    classes = tables.scene_classes.set_index(["scene_name", "camera_name"])["scene_class"]
+    traj_class = classes.reindex(uniques).to_numpy(dtype=object)
+    traj_blacklist = np.array([blacklist_reason(s, c) for s, c in uniques], dtype=object)
+    scene_class = traj_class[codes]
+    bl_reason = traj_blacklist[codes]
+
+    # Facts joined by key; excluded frames never take facts.
+    facts_tbl = _facts_as_table(facts)
+    keys = pd.DataFrame({"scene": scene, "camera": camera, "frame_id": frame_id})
+    fkeys = pd.DataFrame(
+        {
+            "scene": facts_tbl.column("scene").to_numpy(zero_copy_only=False).astype(object),
+            "camera": facts_tbl.column("camera").to_numpy(zero_copy_only=False).astype(object),
+            "frame_id": facts_tbl.column("frame_id").to_numpy(zero_copy_only=False).astype(np.int16),
+            "_fpos": np.arange(facts_tbl.num_rows, dtype=np.int64),
+        }
+    )
+    dup = fkeys.duplicated(["scene", "camera", "frame_id"])
+    if dup.any():
+        first = fkeys[dup].iloc[0]
+        raise ValueError(
+            f"facts hold {int(dup.sum())} duplicate frame(s), e.g. {first.scene}/{first.camera}/{int(first.frame_id):04d}"
+        )
+    joined = keys.merge(fkeys, on=["scene", "camera", "frame_id"], how="left", sort=False, validate="one_to_one")
+    fpos = joined["_fpos"].to_numpy(dtype=float, copy=True)
+    unmatched = facts_tbl.num_rows - int(np.isfinite(fpos).sum())
+    fpos[~included] = np.nan
+    has_facts = np.isfinite(fpos)
+    take = pa.array(np.where(has_facts, fpos, 0).astype(np.int64), mask=~has_facts)
+    fact = {name: facts_tbl.column(name).take(take) for name in facts_tbl.column_names}
+
+    fact_status = fact["status"].to_numpy(zero_copy_only=False).astype(object)
+    bad = has_facts & ~pd.Series(fact_status).isin(_FACT_STATUSES).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"facts of {scene[i]}/{camera[i]}/{int(frame_id[i]):04d} have status {fact_status[i]!r}, "
+            f"not one of {sorted(_FACT_STATUSES)}"
+        )
+    status = np.where(~included, STATUS_EXCLUDED, np.where(has_facts, fact_status, STATUS_PENDING))
+    exclude_reason = splits["exclude_reason"].to_numpy(dtype=object)
+    fact_reason = fact["reason"].to_numpy(zero_copy_only=False).astype(object)
+    reason = np.where(~included, exclude_reason, fact_reason)
+
+    # Paths, vectorised in Arrow; null for excluded frames (no split).
+    scene_a = pa.array(scene, pa.string())
+    camera_a = pa.array(camera, pa.string())
+    frame_a = pc.utf8_lpad(pc.cast(pa.array(frame_id), pa.string()), 4, "0")
+    stem = _join(scene_a, "/", camera_a, "/", frame_a)
+    split_a = pa.array(split.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    frame_templates, intrinsics_templates = _path_templates()
+    paths = {m: _join(split_a, f"/{folder}/", stem, ext) for m, (folder, ext) in frame_templates.items()}
+    traj_rel = _join(scene_a, "/", camera_a, ".json")
+    paths.update({m: _join(split_a, f"/{folder}/", traj_rel) for m, folder in intrinsics_templates.items()})
+
+    if tables.camera_params is not None:
+        size_columns = ["settings_output_img_width", "settings_output_img_height"]
+        params = tables.camera_params[size_columns].reindex(pd.Index(scene))
+        width = pa.array(params["settings_output_img_width"].to_numpy(dtype=float), from_pandas=True)
+        height = pa.array(params["settings_output_img_height"].to_numpy(dtype=float), from_pandas=True)
+    else:
+        width = height = pa.nulls(n, pa.float64())
+
+    columns: dict[str, pa.Array] = {
+        "metadata_row": pa.array(np.arange(n, dtype=np.uint32)),
+        "scene": scene_a,
+        "camera": camera_a,
+        "frame_id": pa.array(frame_id),
+        "split": split_a,
+        "scene_class": scene_class,
+        "included_in_public_release": pa.array(included),
+        "exclude_reason": exclude_reason,
+        "blacklisted": pa.array(pd.notna(bl_reason)),
+        "blacklist_reason": bl_reason,
+        "status": status,
+        "reason": reason,
+        "stem": stem,
+        **{PATH_COLUMNS[m]: p for m, p in paths.items()},
+        "width_px": width,
+        "height_px": height,
+        **{name: fact[name] for name in _FACT_VALUE_COLUMNS},
+    }
+    arrays = []
+    for field in INDEX_SCHEMA:
+        value = columns[field.name]
+        if pa.types.is_dictionary(field.type):
+            arrays.append(_dictionary_array(value, field.type, field.name))
+        else:
+            arrays.append(_cast(value, field.type, field.name))
+    table = pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
+    table = table.replace_schema_metadata({"unmatched_facts": str(unmatched)})
+
+    _check_paths_against_layout(table)
+    order = pa.Table.from_arrays(
+        [table.column("scene").cast(pa.string()), table.column("camera").cast(pa.string()), table.column("frame_id"),
+         table.column("metadata_row")],
+        names=["scene", "camera", "frame_id", "metadata_row"],
+    )
+    sort_idx = pc.sort_indices(order, sort_keys=[(k, "ascending") for k in order.column_names])
+    if not np.array_equal(sort_idx.to_numpy(), np.arange(n)):
+        table = table.take(sort_idx)
+    return table
+
+
+def _check_paths_against_layout(table: pa.Table) -> None:
+    """Guard: the vectorised paths of the first and last included rows equal layout's functions."""
+    included = np.flatnonzero(table.column("included_in_public_release").to_numpy(zero_copy_only=False))
+    for i in included[:1].tolist() + included[-1:].tolist():
+        row = {name: table.column(name)[i].as_py() for name in ("split", "scene", "camera", "frame_id")}
+        expected = frame_output_paths(row["split"], row["scene"], row["camera"], row["frame_id"])
+        expected.update(intrinsics_output_paths(row["split"], row["scene"], row["camera"]))
+        got = {m: table.column(PATH_COLUMNS[m])[i].as_py() for m in expected}
+        if got != expected:
+            raise RuntimeError(f"frame index paths {got} differ from the layout's {expected}")
+
+
+def read_frame_index(dataset_root: Path, **read_kwargs) -> pd.DataFrame:
+    """The frame index at ``<dataset>/frame_index.parquet`` as a DataFrame (kwargs go to ``pd.read_parquet``)."""
+    path = Path(dataset_root) / INDEX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"frame index {path} does not exist; materialise frame_index first")
+    return pd.read_parquet(path, **read_kwargs)
+
+
+# -- files on disk ------------------------------------------------------------------------
+
+
+class _DirCache:
+    """Names in each directory, listed once: far fewer syscalls than a stat per file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self._names: dict[str, frozenset[str]] = {}
+
+    def has(self, rel: str) -> bool:
+        folder, _, name = rel.rpartition("/")
+        names = self._names.get(folder)
+        if names is None:
+            try:
+                names = frozenset(os.listdir(os.path.join(self.root, folder)))
+            except (FileNotFoundError, NotADirectoryError):
+                names = frozenset()
+            self._names[folder] = names
+        return name in names
+
+
+def _path_matrix(index: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
+    return [index[col].to_numpy(dtype=object)[rows] for col in PATH_COLUMNS.values()]
+
+
+def frame_files_present(index: pd.DataFrame, dataset_root: Path, rows: np.ndarray | None = None) -> np.ndarray:
+    """Per index row: True if every output file of the frame (all ``path_*`` columns) exists.
+
+    ``rows``: boolean mask of the rows to look at (others are False); default all.
+    Rows without paths (excluded frames) are False.
+    """
+    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    selected = np.flatnonzero(mask)
+    present = np.zeros(len(index), dtype=bool)
+    cache = _DirCache(Path(dataset_root))
+    ok = np.ones(len(selected), dtype=bool)
+    for paths in _path_matrix(index, selected):
+        ok &= np.fromiter(
+            (isinstance(p, str) and cache.has(p) for p in paths), dtype=bool, count=len(paths)
+        )
+    present[selected] = ok
+    return present
+
+
+def missing_frame_files(index: pd.DataFrame, dataset_root: Path, rows: np.ndarray | None = None) -> list[str]:
+    """Relative paths of the selected rows' files that do not exist, each once (a trajectory's
+    intrinsics are shared by its frames), in index order and modality order within a frame."""
+    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    selected = np.flatnonzero(mask)
+    cache = _DirCache(Path(dataset_root))
+    columns = _path_matrix(index, selected)
+    missing = []
+    for r in range(len(selected)):
+        for paths in columns:
+            p = paths[r]
+            if isinstance(p, str) and not cache.has(p):
+                missing.append(p)
+    return list(dict.fromkeys(missing))
+
+
+def expected_frame_files(index: pd.DataFrame, rows: np.ndarray | None = None) -> Iterable[str]:
+    """Every relative output path of the selected rows (for tests and tools)."""
+    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    for paths in _path_matrix(index, np.flatnonzero(mask)):
+        yield from (p for p in paths if isinstance(p, str))

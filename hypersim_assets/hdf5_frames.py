@@ -1,0 +1,200 @@
+"""Reading one frame's upstream inputs from an unpacked scene folder: the six per-frame
+HDF5 images the conversion uses, the camera pose of the frame, and the per-scene
+``_detail`` files (``meters_per_asset_unit``, object-aligned 3D boxes).
+
+A missing file raises ``FrameInputMissing``, an unreadable one ``FrameInputCorrupt``;
+both name the scene, camera, frame and file. Per-scene files are cached per process
+(keyed by path, size and modification time), so a worker reads them once per scene.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from hypersim_assets import layout
+
+
+class FrameInputError(Exception):
+    """A frame's input cannot be used; ``path`` is the file, relative to the scene's parent folder."""
+
+    def __init__(self, scene: str, camera: str, frame_id: int, path: str, why: str) -> None:
+        self.scene, self.camera, self.frame_id, self.path, self.why = scene, camera, frame_id, path, why
+        super().__init__(f"{scene}/{camera}/{frame_id:04d}: {path}: {why}")
+
+
+class FrameInputMissing(FrameInputError):
+    """A file the frame needs does not exist."""
+
+
+class FrameInputCorrupt(FrameInputError):
+    """A file exists but is not readable HDF5/CSV, lacks its ``dataset``, or has the wrong shape."""
+
+
+@dataclass(frozen=True)
+class FrameImages:
+    """One frame's upstream images, as stored (float16 colour/depth/normals, int16 ids)."""
+
+    color: np.ndarray             # (H, W, 3) linear HDR
+    render_entity_id: np.ndarray  # (H, W), -1 = no geometry
+    depth_meters: np.ndarray      # (H, W) distance along the ray in metres, NaN = no geometry
+    normal_bump_cam: np.ndarray   # (H, W, 3)
+    semantic: np.ndarray          # (H, W) NYU40, -1 = void
+    semantic_instance: np.ndarray  # (H, W), -1 = none
+
+
+@dataclass(frozen=True)
+class BoundingBoxes:
+    """Object-aligned boxes per semantic instance id (row = id), asset units; NaN rows for ids without geometry."""
+
+    extents: np.ndarray       # (N, 3)
+    orientations: np.ndarray  # (N, 3, 3)
+    positions: np.ndarray     # (N, 3)
+
+
+def _path(scene_dir: Path, scene: str, member: str) -> Path:
+    # Member names start with "<scene>/"; the scene folder stands for that part.
+    prefix = scene + "/"
+    if not member.startswith(prefix):
+        raise ValueError(f"member {member!r} is not inside scene {scene}")
+    return Path(scene_dir) / member[len(prefix):]
+
+
+def input_files(scene_dir: Path, scene: str, camera: str, frame_id: int) -> list[Path]:
+    """Every file one frame's conversion reads (absolute paths)."""
+    members = [layout.frame_member(scene, camera, frame_id, g, k) for g, k in layout.CONVERTED_FRAME_KINDS]
+    members += [layout.scene_metadata_member(scene)]
+    members += [layout.camera_keyframe_member(scene, camera, w) for w in ("positions", "orientations")]
+    members += [layout.bounding_box_member(scene, k) for k in layout.BOUNDING_BOX_KINDS]
+    return [_path(scene_dir, scene, m) for m in members]
+
+
+def _read_dataset(path: Path, scene: str, camera: str, frame_id: int, row: int | None = None) -> np.ndarray:
+    rel = _rel(path, scene)
+    if not path.is_file():
+        raise FrameInputMissing(scene, camera, frame_id, rel, "file does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            if "dataset" not in f:
+                raise FrameInputCorrupt(scene, camera, frame_id, rel, "HDF5 file has no 'dataset'")
+            ds = f["dataset"]
+            if row is None:
+                return ds[()]
+            if not (0 <= row < ds.shape[0]):
+                raise FrameInputCorrupt(scene, camera, frame_id, rel, f"has {ds.shape[0]} rows, frame needs row {row}")
+            return ds[row]
+    except FrameInputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise FrameInputCorrupt(scene, camera, frame_id, rel, f"unreadable HDF5: {exc}") from exc
+
+
+def _rel(path: Path, scene: str) -> str:
+    parts = Path(path).parts
+    if scene in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index(scene):])
+    return str(path)
+
+
+def _check_shape(a: np.ndarray, shape: tuple[int, ...], scene: str, camera: str, frame_id: int, path: Path) -> None:
+    if a.shape != shape:
+        raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"shape {a.shape}, expected {shape}")
+
+
+def read_frame_images(scene_dir: Path, scene: str, camera: str, frame_id: int) -> FrameImages:
+    """The six per-frame images; all must exist and share one (H, W)."""
+    arrays = {}
+    for group, kind in layout.CONVERTED_FRAME_KINDS:
+        path = _path(scene_dir, scene, layout.frame_member(scene, camera, frame_id, group, kind))
+        arrays[kind] = (_read_dataset(path, scene, camera, frame_id), path)
+    color, cpath = arrays["color"]
+    if color.ndim != 3 or color.shape[2] != 3:
+        raise FrameInputCorrupt(scene, camera, frame_id, _rel(cpath, scene), f"shape {color.shape}, expected (H, W, 3)")
+    hw = color.shape[:2]
+    for kind in ("render_entity_id", "depth_meters", "semantic", "semantic_instance"):
+        _check_shape(arrays[kind][0], hw, scene, camera, frame_id, arrays[kind][1])
+    _check_shape(arrays["normal_bump_cam"][0], (*hw, 3), scene, camera, frame_id, arrays["normal_bump_cam"][1])
+    return FrameImages(**{k: v[0] for k, v in arrays.items()})
+
+
+def _stamp(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _meters_per_asset_unit(stamp: tuple[str, int, int]) -> float:
+    # pandas parses the value as the reference does (first row's parameter_value).
+    return float(pd.read_csv(stamp[0])["parameter_value"][0])
+
+
+def read_meters_per_asset_unit(scene_dir: Path, scene: str, camera: str = "-", frame_id: int = -1) -> float:
+    """``meters_per_asset_unit`` from ``_detail/metadata_scene.csv`` (its first row's ``parameter_value``)."""
+    path = _path(scene_dir, scene, layout.scene_metadata_member(scene))
+    stamp = _stamp(path)
+    if stamp is None:
+        raise FrameInputMissing(scene, camera, frame_id, _rel(path, scene), "file does not exist")
+    try:
+        value = _meters_per_asset_unit(stamp)
+    except (ValueError, KeyError, IndexError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"no usable meters_per_asset_unit: {exc}") from exc
+    if not np.isfinite(value) or value <= 0:
+        raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"meters_per_asset_unit is {value}")
+    return value
+
+
+def _cached_dataset(path: Path, scene: str, camera: str, frame_id: int) -> np.ndarray:
+    stamp = _stamp(path)
+    if stamp is None:
+        raise FrameInputMissing(scene, camera, frame_id, _rel(path, scene), "file does not exist")
+    return _whole_cached(stamp, scene, camera, frame_id)
+
+
+# Whole per-scene/per-trajectory datasets of this process, by (path, size, mtime); errors are not cached.
+_WHOLE: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def _whole_cached(stamp: tuple[str, int, int], scene: str, camera: str, frame_id: int) -> np.ndarray:
+    hit = _WHOLE.get(stamp)
+    if hit is None:
+        hit = _read_dataset(Path(stamp[0]), scene, camera, frame_id)
+        hit.setflags(write=False)
+        if len(_WHOLE) >= 16:
+            _WHOLE.pop(next(iter(_WHOLE)))
+        _WHOLE[stamp] = hit
+    return hit
+
+
+def read_camera_pose(scene_dir: Path, scene: str, camera: str, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(position (3,) in asset units, orientation (3, 3) camera-to-world) of the frame: row ``frame_id`` of the keyframe files."""
+    out = []
+    for what, shape in (("positions", (3,)), ("orientations", (3, 3))):
+        path = _path(scene_dir, scene, layout.camera_keyframe_member(scene, camera, what))
+        data = _cached_dataset(path, scene, camera, frame_id)
+        if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
+            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})")
+        if not (0 <= frame_id < data.shape[0]):
+            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"has {data.shape[0]} rows, frame needs row {frame_id}")
+        out.append(np.array(data[frame_id], dtype=np.float64))
+    return out[0], out[1]
+
+
+def read_bounding_boxes(scene_dir: Path, scene: str, camera: str = "-", frame_id: int = -1) -> BoundingBoxes:
+    """The scene's object-aligned boxes (asset units), rows indexed by semantic instance id."""
+    arrays = {}
+    for kind, shape in (("extents", (3,)), ("orientations", (3, 3)), ("positions", (3,))):
+        path = _path(scene_dir, scene, layout.bounding_box_member(scene, kind))
+        data = _cached_dataset(path, scene, camera, frame_id)
+        if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
+            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})")
+        arrays[kind] = data
+    return BoundingBoxes(**arrays)

@@ -1,0 +1,48 @@
+"""Semantic and instance labels in the reference's encodings.
+
+Semantic: upstream NYU40 ids (int16, -1 = void) to uint8 with void 0.
+Instance: a 3-channel uint8 image whose PNG channels are R = semantic class (void 0),
+G = instance id >> 8, B = instance id & 0xFF, with upstream's -1 (no instance) as id 0.
+(The reference builds these channels in this order and swaps to BGR only so that OpenCV
+swaps back when writing: the file holds them as R, G, B.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LabelError(ValueError):
+    """Labels the reference would reject (a 0 where upstream never has one)."""
+
+
+def semantic_labels(semantic: np.ndarray) -> np.ndarray:
+    """(H, W) upstream NYU40 ids to uint8, -1 -> 0; raises LabelError if 0 occurs in the input."""
+    s = semantic.astype(np.int32)
+    if np.any(s == 0):
+        raise LabelError("semantic image holds 0, which upstream never uses")
+    s[s == -1] = 0
+    return s.astype(np.uint8)
+
+
+def instance_ids(semantic_instance: np.ndarray) -> np.ndarray:
+    """(H, W) upstream instance ids to uint16, -1 -> 0; raises LabelError if 0 occurs in the input."""
+    ids = np.array(semantic_instance, copy=True)
+    if np.any(ids == 0):
+        raise LabelError("semantic_instance image holds 0, which upstream never uses")
+    ids[ids == -1] = 0
+    return ids.astype(np.uint16)
+
+
+def instance_image(semantic_u8: np.ndarray, ids_u16: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: semantic class, instance id high byte, instance id low byte."""
+    out = np.empty((*ids_u16.shape, 3), dtype=np.uint8)
+    out[:, :, 0] = semantic_u8
+    out[:, :, 1] = (ids_u16 >> 8).astype(np.uint8)
+    out[:, :, 2] = ids_u16.astype(np.uint8)
+    return out
+
+
+def instance_ids_of_image(instance_rgb: np.ndarray) -> np.ndarray:
+    """The uint16 instance ids back from an instance image (G << 8 | B)."""
+    return (instance_rgb[:, :, 1].astype(np.uint16) << 8) + instance_rgb[:, :, 2].astype(np.uint16)

@@ -1,0 +1,163 @@
+"""A fast PNG encoder for the images the conversion writes: 8-bit gray, 8-bit RGB
+and 16-bit gray (big-endian samples, as PNG requires), no interlace.
+
+Row filtering is done with numpy and deflate with zlib-ng, which is several times
+faster than zlib at the same ratio. ``PngCompression`` trades speed for size; any
+standard decoder reads our files to the same pixels as the reference's OpenCV PNGs.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from zlib_ng import zlib_ng
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# PNG filter type bytes (PNG spec, section 9).
+FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
+
+
+class PngCompression(str, enum.Enum):
+    """Speed/size trade-off of the PNG writer.
+
+    ``fast``: Sub filter (Up for label images), zlib-ng level 1.
+    ``default``: Sub filter (Up for label images), zlib-ng level 6: within a few per cent of
+    the reference's OpenCV level-9 sizes at a fraction of the time.
+    ``small``: the smaller of the Sub and Paeth filtered streams at zlib-ng level 9 (slowest).
+    """
+
+    FAST = "fast"
+    DEFAULT = "default"
+    SMALL = "small"
+
+    @classmethod
+    def parse(cls, value: "PngCompression | str") -> "PngCompression":
+        """Accept an enum member or its name (case-insensitive); raise ValueError otherwise."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            raise ValueError(f"PNG compression must be one of fast, default, small; got {value!r}") from None
+
+
+def _filter_rows(raw: np.ndarray, bpp: int, kind: int) -> np.ndarray:
+    """Apply one PNG filter to every row of ``raw`` ((H, row_bytes) uint8); returns (H, 1 + row_bytes)."""
+    h, n = raw.shape
+    out = np.empty((h, n + 1), dtype=np.uint8)
+    out[:, 0] = kind
+    body = out[:, 1:]
+    if kind == FILTER_NONE:
+        body[:] = raw
+    elif kind == FILTER_SUB:
+        body[:, :bpp] = raw[:, :bpp]
+        np.subtract(raw[:, bpp:], raw[:, :-bpp], out=body[:, bpp:])
+    elif kind == FILTER_UP:
+        body[:1] = raw[:1]
+        np.subtract(raw[1:], raw[:-1], out=body[1:])
+    elif kind == FILTER_AVERAGE:
+        left = np.zeros((h, n), dtype=np.uint16)
+        left[:, bpp:] = raw[:, :-bpp]
+        up = np.zeros((h, n), dtype=np.uint16)
+        up[1:] = raw[:-1]
+        np.subtract(raw, ((left + up) >> 1).astype(np.uint8), out=body)
+    elif kind == FILTER_PAETH:
+        a = np.zeros((h, n), dtype=np.int16)
+        a[:, bpp:] = raw[:, :-bpp]
+        b = np.zeros((h, n), dtype=np.int16)
+        b[1:] = raw[:-1]
+        c = np.zeros((h, n), dtype=np.int16)
+        c[1:, bpp:] = raw[:-1, :-bpp]
+        pa = np.abs(b - c)
+        pb = np.abs(a - c)
+        pc = np.abs(a + b - 2 * c)
+        pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c)).astype(np.uint8)
+        np.subtract(raw, pred, out=body)
+    else:
+        raise ValueError(f"unknown PNG filter {kind}")
+    return out
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)) & 0xFFFFFFFF)
+
+
+def _raw_rows(image: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """(rows as (H, row_bytes) uint8, bytes per pixel, bit depth, colour type) of a supported image."""
+    if image.ndim == 2 and image.dtype == np.uint8:
+        return np.ascontiguousarray(image), 1, 8, 0
+    if image.ndim == 2 and image.dtype == np.uint16:
+        be = np.ascontiguousarray(image, dtype=">u2")
+        return be.view(np.uint8).reshape(image.shape[0], image.shape[1] * 2), 2, 16, 0
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        h, w, _ = image.shape
+        return np.ascontiguousarray(image).reshape(h, w * 3), 3, 8, 2
+    raise ValueError(f"unsupported image for PNG: dtype {image.dtype}, shape {image.shape} (need uint8 HxW, uint16 HxW or uint8 HxWx3)")
+
+
+def _default_filter(image: np.ndarray) -> int:
+    # Label images (gray uint8: semantic) are large flat regions whose rows repeat: Up
+    # beats Sub there; photos, depth, normals and instance images favour Sub.
+    return FILTER_UP if (image.ndim == 2 and image.dtype == np.uint8) else FILTER_SUB
+
+
+def encode_png(image: np.ndarray, compression: PngCompression | str = PngCompression.DEFAULT, filter_type: int | None = None) -> bytes:
+    """Encode ``image`` (uint8 HxW gray, uint16 HxW gray, or uint8 HxWx3 RGB in R, G, B order) as PNG bytes.
+
+    ``filter_type`` forces one PNG filter for every row; by default it follows ``compression``.
+    """
+    comp = PngCompression.parse(compression)
+    raw, bpp, depth, colour = _raw_rows(image)
+    h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        raise ValueError(f"cannot encode an empty image of shape {image.shape}")
+    if filter_type is not None:
+        candidates = [filter_type]
+    elif comp is PngCompression.SMALL:
+        candidates = [FILTER_SUB, FILTER_PAETH]
+    else:
+        candidates = [_default_filter(image)]
+    level = {PngCompression.FAST: 1, PngCompression.DEFAULT: 6, PngCompression.SMALL: 9}[comp]
+    idat = None
+    for kind in candidates:
+        data = zlib_ng.compress(_filter_rows(raw, bpp, kind).tobytes(), level)
+        if idat is None or len(data) < len(idat):
+            idat = data
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
+    return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
+
+
+def write_bytes_atomically(data: bytes, path: Path, fsync: bool = False) -> int:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``; returns the byte count.
+
+    The temp file is named ``.<name>.<random>.tmp`` so a clean-up can find leftovers of a
+    killed writer. ``fsync`` also flushes the file to disk before the rename (survives power
+    loss, not only process crashes).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(data)
+
+
+def write_png(image: np.ndarray, path: Path, compression: PngCompression | str = PngCompression.DEFAULT, fsync: bool = False) -> int:
+    """Encode ``image`` and write it atomically to ``path``; returns the file size in bytes."""
+    return write_bytes_atomically(encode_png(image, compression), path, fsync=fsync)

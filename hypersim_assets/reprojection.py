@@ -1,0 +1,142 @@
+"""Camera geometry of a Hypersim frame: per-pixel rays from ``M_cam_from_uv``, the
+camera-space point cloud from ``depth_meters`` (distance along the ray), normalised
+pinhole intrinsics, and the reprojection of a tilt-shift frame onto that pinhole camera;
+plus the fixed intrinsics of the reference's older (no tilt-shift) variant.
+
+Conventions (as the reference): ``u, v`` are pixel centres in [-1, 1] with ``v`` up;
+camera points are flipped to x right, y down, z forward (``[1, -1, -1]``); intrinsics
+are normalised by image width/height; depth PNG values are z in millimetres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+DEPTH_SCALE_A = 1 / 1000.0  # metres per depth unit (mm), as the reference writes it
+DEPTH_SCALE_B = -1
+
+
+def m_cam_from_uv(camera_params: Mapping[str, float]) -> np.ndarray:
+    """The 3x3 ``M_cam_from_uv`` (float64) from one row of ``metadata_camera_parameters.csv``."""
+    try:
+        return np.array([[float(camera_params[f"M_cam_from_uv_{r}{c}"]) for c in range(3)] for r in range(3)], dtype=np.float64)
+    except KeyError as exc:
+        raise ValueError(f"camera parameters lack {exc.args[0]}") from None
+
+
+def image_size(camera_params: Mapping[str, float]) -> tuple[int, int]:
+    """(height, width) in pixels from ``settings_output_img_height/width``."""
+    return int(float(camera_params["settings_output_img_height"])), int(float(camera_params["settings_output_img_width"]))
+
+
+def pinhole_intrinsics(M_cam_from_uv: np.ndarray) -> dict[str, float]:
+    """Normalised pinhole intrinsics (fx, fy, cx, cy in image widths/heights) plus the depth scale a, b."""
+    M = M_cam_from_uv
+    return {
+        "fx": (1 / M[0, 0]) / 2,
+        "fy": (1 / M[1, 1]) / 2,
+        "cx": 0.5 - 0.5 * M[0, 2] / M[0, 0],
+        "cy": 0.5 + 0.5 * M[1, 2] / M[1, 1],
+        "a": DEPTH_SCALE_A,
+        "b": DEPTH_SCALE_B,
+    }
+
+
+def legacy_intrinsics(width: int = 1024, height: int = 768) -> dict[str, float]:
+    """The fixed intrinsics of the reference's no-tilt-shift variant: 60 degree horizontal field of view."""
+    fov_x = np.pi / 3.0
+    fov_y = fov_x * (height / width)
+    f_x = (width / np.tan(fov_x / 2)) / 2
+    f_y = (height / np.tan(fov_y / 2)) / 2
+    return {"fx": f_x / width, "fy": f_y / height, "cx": 0.5, "cy": 0.5, "a": DEPTH_SCALE_A, "b": DEPTH_SCALE_B}
+
+
+def rgb_intrinsics(intrinsics: Mapping[str, float]) -> dict[str, float]:
+    """The intrinsics the RGB camera file holds: the depth ones without the depth scale a, b."""
+    return {k: v for k, v in intrinsics.items() if k not in ("a", "b")}
+
+
+def unit_rays(M_cam_from_uv: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Unit-length ray directions (H*W, 3) float64, Hypersim camera frame (y up, z backwards), row-major pixels."""
+    half_du = 0.5 * 2.0 / width
+    half_dv = 0.5 * 2.0 / height
+    u, v = np.meshgrid(
+        np.linspace(-1.0 + half_du, 1.0 - half_du, width),
+        np.linspace(-1.0 + half_dv, 1.0 - half_dv, height)[::-1],
+    )
+    uv1 = np.dstack((u, v, np.ones_like(u))).reshape(-1, 3)
+    rays = np.dot(uv1, M_cam_from_uv.T)
+    return rays / np.linalg.norm(rays, ord=2, axis=-1, keepdims=True)
+
+
+_FLIP = np.array([1, -1, -1]).reshape(-1, 3)
+
+
+def camera_points(unit_rays_: np.ndarray, distance_m: np.ndarray) -> np.ndarray:
+    """Camera-space points (H*W, 3) float64 in metres, x right, y down, z forward.
+
+    ``distance_m`` is the (H, W) distance along each ray (NaN already replaced by 0).
+    """
+    points = unit_rays_ * distance_m.reshape(-1, 1)
+    points *= _FLIP
+    return points
+
+
+def project_to_pixels(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
+
+    The reference scales normalised coordinates by (width - 0.5, height - 0.5) and truncates
+    toward zero with an int16 cast; we do the same float operations in the same order.
+    """
+    keep = np.flatnonzero(points[:, 2] != 0)
+    p = points[keep]
+    # Same float operations on the same (n, 2) array as the reference, so that even the
+    # int16 cast of far-off points (out of range) behaves the same.
+    xy = p[:, :2] / p[:, 2:3]
+    xy *= np.array([[intrinsics["fx"], intrinsics["fy"]]])
+    xy += np.array([[intrinsics["cx"], intrinsics["cy"]]])
+    xy *= np.array([[width - 0.5, height - 0.5]])
+    uv = xy.astype(np.int16)
+    np.clip(uv[:, 0], 0, width - 1, out=uv[:, 0])
+    np.clip(uv[:, 1], 0, height - 1, out=uv[:, 1])
+    return uv, keep
+
+
+def unique_hits(uv: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Indices (ascending) into ``uv`` of the points that are the only point landing on their pixel.
+
+    Exactly the points the reference keeps with ``np.unique(axis=0, return_counts=True)``
+    and ``counts == 1``: pixels hit by two or more points stay empty, so no tie-breaking is
+    involved. A bincount over linear pixel indices finds them in O(n).
+    """
+    linear = uv[:, 1].astype(np.int64) * width + uv[:, 0]
+    counts = np.bincount(linear, minlength=height * width)
+    return np.flatnonzero(counts[linear] == 1)
+
+
+@dataclass(frozen=True)
+class Reprojection:
+    """Where each kept source pixel lands: ``source`` flat source indices, ``target`` flat target indices."""
+
+    source: np.ndarray
+    target: np.ndarray
+    height: int
+    width: int
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The image resampled onto the pinhole camera; pixels nothing maps to are 0."""
+        flat = image.reshape(self.height * self.width, -1)
+        out = np.zeros_like(flat)
+        out[self.target] = flat[self.source]
+        return out.reshape(image.shape)
+
+
+def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
+    """The pinhole resampling of a frame whose camera points (H*W, 3) are ``points``."""
+    uv, keep = project_to_pixels(points, intrinsics, height, width)
+    hits = unique_hits(uv, height, width)
+    target = uv[hits, 1].astype(np.int64) * width + uv[hits, 0]
+    return Reprojection(source=keep[hits], target=target, height=height, width=width)

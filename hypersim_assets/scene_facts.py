@@ -1,0 +1,111 @@
+"""A scene's per-frame facts on disk (``<data root>/facts/<scene>.parquet``) and
+the summary a scene materialisation reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hypersim_assets.frame_facts import (
+    FACTS_SCHEMA,
+    STATUS_CONVERTED,
+    STATUS_FAILED,
+    STATUS_INPUT_MISSING,
+    facts_path,
+)
+from hypersim_assets.layout import frame_output_paths, split_dir_name
+
+
+def _as_dict(fact: Any) -> dict:
+    if dataclasses.is_dataclass(fact):
+        return dataclasses.asdict(fact)
+    if isinstance(fact, Mapping):
+        return dict(fact)
+    raise TypeError(f"frame facts must be a dataclass or mapping, not {type(fact).__name__}")
+
+
+def facts_table(facts: Iterable[Any]) -> pa.Table:
+    """Per-frame facts as a table in FACTS_SCHEMA (extra keys are dropped), sorted by camera and frame."""
+    rows = sorted((_as_dict(f) for f in facts), key=lambda r: (r["camera"], int(r["frame_id"])))
+    columns = {name: [r.get(name) for r in rows] for name in FACTS_SCHEMA.names}
+    return pa.Table.from_pydict(columns, schema=FACTS_SCHEMA)
+
+
+def write_scene_facts(data_root: Path, scene: str, facts: Iterable[Any]) -> Path:
+    """Write a scene's facts atomically (temp file renamed into place); returns the path."""
+    path = facts_path(data_root, scene)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(facts_table(facts), tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def facts_fingerprint(table: pa.Table) -> str:
+    """A hash of the facts that describe outputs (not timings), used as the scene's data version."""
+    digest = hashlib.sha256()
+    for name in table.column_names:
+        digest.update(name.encode())
+        digest.update(repr(table.column(name).to_pylist()).encode())
+    return digest.hexdigest()[:24]
+
+
+def summarize_scene_facts(facts: Iterable[Any], dataset_root: Path) -> dict[str, Any]:
+    """Counts, bytes, void fraction, warnings and output completeness of one scene's frames."""
+    rows = [_as_dict(f) for f in facts]
+    by_status = {s: [r for r in rows if r["status"] == s] for s in (STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)}
+    converted = by_status[STATUS_CONVERTED]
+    warnings: list[str] = []
+    incomplete: list[str] = []
+    for r in converted:
+        frame = f"{r['camera']}/{int(r['frame_id']):04d}"
+        if r.get("rotation_valid") is False:
+            warnings.append(f"{frame}: camera orientation is not a valid rotation (patched as the reference does)")
+        if r.get("nan_pixels"):
+            warnings.append(f"{frame}: {r['nan_pixels']} NaN pixels replaced")
+        split = r.get("split")
+        if split:
+            for rel in frame_output_paths(split_dir_name(split), r["scene"], r["camera"], int(r["frame_id"])).values():
+                if not (dataset_root / rel).is_file():
+                    incomplete.append(rel)
+    voids = [r["void_fraction"] for r in converted if r.get("void_fraction") is not None]
+    not_converted = [
+        {"frame": f"{r['camera']}/{int(r['frame_id']):04d}", "status": r["status"], "reason": r.get("reason")}
+        for r in rows
+        if r["status"] != STATUS_CONVERTED
+    ]
+    table = facts_table(rows)
+    return {
+        "converted": len(converted),
+        "skipped": sum(1 for r in converted if r.get("skipped")),
+        "input_missing": len(by_status[STATUS_INPUT_MISSING]),
+        "failed": len(by_status[STATUS_FAILED]),
+        "output_bytes": int(sum(int(r.get("output_bytes") or 0) for r in converted)),
+        "mean_void_fraction": round(float(sum(voids) / len(voids)), 5) if voids else None,
+        "warnings": warnings,
+        "not_converted": not_converted,
+        "incomplete_outputs": incomplete,
+        "fingerprint": facts_fingerprint(table),
+        "preview_markdown": counts_markdown(rows),
+    }
+
+
+def counts_markdown(rows: list[dict]) -> str:
+    """A per-camera count table of frame statuses, as markdown for the Dagster UI."""
+    cameras = sorted({r["camera"] for r in rows})
+    statuses = (STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)
+    lines = ["| camera | " + " | ".join(statuses) + " |", "|---|" + "---|" * len(statuses)]
+    for cam in cameras:
+        counts = [sum(1 for r in rows if r["camera"] == cam and r["status"] == s) for s in statuses]
+        lines.append(f"| {cam} | " + " | ".join(str(c) for c in counts) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""Tonemapping of a linear HDR Hypersim colour image to 8-bit RGB, bit-identical to the
+reference converter.
+
+The rule (upstream's CGIntrinsics-style tonemapper as the reference applies it):
+brightness = 0.3 R + 0.59 G + 0.11 B in float32 over pixels with ``render_entity_id != -1``;
+its 90th percentile p (linear interpolation at index 0.9 (n - 1) of the sorted values,
+in float64) is scaled to 0.8 after gamma: ``scale = 0.8 ** 2.2 / p`` (float64),
+``scale = 0`` if p < 1e-4 and ``scale = 1`` if no pixel is valid. Output:
+``uint8(clip((max(float32(scale) * rgb_f32, 0)) ** (1/2.2) computed in float64, 0, 1) * 255)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GAMMA = 1.0 / 2.2
+PERCENTILE = 90
+BRIGHTNESS_AT_PERCENTILE = 0.8
+EPS = 0.0001
+
+
+def brightness_percentile(color_f32: np.ndarray, valid: np.ndarray) -> float | None:
+    """The 90th percentile of float32 brightness over ``valid`` pixels, or None if none is valid.
+
+    Equals linear interpolation in a fully sorted array; a partial sort (``np.partition``)
+    places the two neighbouring order statistics exactly where a full sort would.
+    """
+    c = color_f32
+    brightness = np.float32(0.3) * c[:, :, 0] + np.float32(0.59) * c[:, :, 1]
+    brightness += np.float32(0.11) * c[:, :, 2]
+    values = brightness[valid]
+    n = values.size
+    if n == 0:
+        return None
+    idx = (PERCENTILE / 100) * (n - 1)
+    lo = int(np.floor(idx))
+    hi = min(lo + 1, n - 1)
+    part = np.partition(values, (lo, hi) if hi != lo else lo)
+    return float(np.interp(idx, np.arange(n), part))
+
+
+def tonemap_scale(percentile_value: float | None) -> float:
+    """The float64 scale that maps the brightness percentile to 0.8 after gamma (1.0 without valid pixels)."""
+    if percentile_value is None:
+        return 1.0
+    if percentile_value < EPS:
+        return 0.0
+    return float(np.power(BRIGHTNESS_AT_PERCENTILE, 1.0 / GAMMA) / np.float64(percentile_value))
+
+
+def _apply_scale(values_f32: np.ndarray, scale: float) -> np.ndarray:
+    scaled = np.maximum(np.float32(scale) * values_f32, np.float32(0))
+    mapped = np.power(scaled, GAMMA, dtype=np.float64)
+    return (np.clip(mapped, 0, 1) * 255).astype(np.uint8)
+
+
+def tonemap(color: np.ndarray, render_entity_id: np.ndarray) -> np.ndarray:
+    """Linear HDR ``color`` (H, W, 3; float16 as upstream stores it, or any float) to uint8 RGB.
+
+    ``render_entity_id`` (H, W) marks pixels without geometry with -1; they are left out of
+    the percentile. For float16 input every one of the 65536 possible values is mapped once
+    through the exact per-pixel formula and the image is a table look-up: same result, far
+    less float64 ``pow``.
+    """
+    if color.ndim != 3 or color.shape[2] != 3 or color.shape[:2] != render_entity_id.shape:
+        raise ValueError(f"color {color.shape} and render_entity_id {render_entity_id.shape} do not match")
+    color_f32 = color.astype(np.float32)
+    scale = tonemap_scale(brightness_percentile(color_f32, render_entity_id != -1))
+    if color.dtype == np.float16:
+        table = _apply_scale(np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32), scale)
+        return table[np.ascontiguousarray(color).view(np.uint16)]
+    return _apply_scale(color_f32, scale)

@@ -1,0 +1,116 @@
+"""Reading the metadata CSVs into typed frames, and the questions asked of them."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from hypersim_assets import metadata as md
+from hypersim_assets_tests.catalog_fixtures import TRAJECTORIES, real_metadata_dir, write_metadata_csvs
+
+
+def test_real_metadata_counts_and_types():
+    tables = md.read_metadata(real_metadata_dir())
+    splits = tables.splits
+    assert len(splits) == 82_900
+    assert int(splits["included_in_public_release"].sum()) == 74_619
+    assert splits["frame_id"].dtype == "int16"
+    assert splits["included_in_public_release"].dtype == bool
+    scenes = md.public_scenes(splits)
+    assert len(scenes) == 457 and scenes == sorted(scenes)
+    summary = md.metadata_summary(tables)
+    assert summary["rows"] == 82_900
+    assert summary["scenes"] == 457
+    assert summary["trajectories"] == 769
+    assert summary["all_trajectories"] == 829
+    assert sum(summary["included_frames_per_split"].values()) == 74_619
+    assert summary["camera_parameter_scenes"] == 482
+    assert md.consistency_problems(tables) == []
+    # Metadata order is the file's order, which is sorted by scene, camera, frame.
+    keys = list(zip(splits["scene_name"], splits["camera_name"], splits["frame_id"]))
+    assert keys == sorted(keys)
+
+
+def test_real_included_frames_per_split_match_csv_reader():
+    folder = real_metadata_dir()
+    expected: dict[str, int] = {}
+    with open(folder / "metadata_images_split_scene_v1.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["included_in_public_release"] == "True":
+                expected[row["split_partition_name"]] = expected.get(row["split_partition_name"], 0) + 1
+    summary = md.metadata_summary(md.read_metadata(folder, camera_parameters=False))
+    assert summary["included_frames_per_split"] == expected
+
+
+def test_real_scene_frames_include_class_and_skip_excluded():
+    tables = md.read_metadata(real_metadata_dir())
+    frames = md.scene_frames(tables, "ai_001_001")
+    ids = [f.frame_id for f in frames]
+    assert len(frames) == 98  # two frames of ai_001_001/cam_00 are outside the release
+    assert all(f.scene_class == "Bathroom" and f.split == "train" and f.split_dir == "train" for f in frames)
+    assert ids == sorted(ids)
+    row = md.camera_parameters_row(tables, "ai_001_001")
+    assert row["settings_output_img_width"] == 1024.0
+
+
+def test_synthetic_tables(tmp_path):
+    tables = md.read_metadata(write_metadata_csvs(tmp_path))
+    assert md.public_scenes(tables.splits) == ["ai_001_001", "ai_002_001", "ai_002_002", "ai_003_001", "ai_013_001"]
+    frames = md.scene_frames(tables, "ai_002_001")
+    assert [f.frame_id for f in frames] == [0, 1, 2, 3, 4, 7, 8, 9, 10, 11]
+    assert {(f.split, f.split_dir, f.scene_class) for f in frames} == {("val", "valid", "Office")}
+    summary = md.metadata_summary(tables)
+    assert summary["rows"] == sum(t[4] for t in TRAJECTORIES)
+    assert summary["included_frames_per_split"] == {"train": 51, "val": 10, "test": 7}
+    assert summary["trajectories"] == 7 and summary["all_trajectories"] == 8
+    excluded = tables.splits[~tables.splits["included_in_public_release"]]
+    assert excluded["split_partition_name"].isna().all()
+    assert (excluded["exclude_reason"] == "CONTENT FLAGGED FOR REMOVAL").all()
+
+
+def test_missing_file_and_column_are_named(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    (folder / "metadata_camera_trajectories.csv").unlink()
+    with pytest.raises(md.MetadataError, match="metadata_camera_trajectories.csv does not exist"):
+        md.read_metadata(folder)
+    split_csv = folder / "metadata_images_split_scene_v1.csv"
+    text = split_csv.read_text().replace("split_partition_name", "partition", 1)
+    split_csv.write_text(text)
+    with pytest.raises(md.MetadataError, match=r"metadata_images_split_scene_v1.csv lacks column\(s\) split_partition_name"):
+        md.read_split_table(split_csv)
+
+
+def test_bad_values_name_file_column_and_line(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    split_csv = folder / "metadata_images_split_scene_v1.csv"
+    lines = split_csv.read_text().splitlines()
+    lines[3] = lines[3].replace(",True,", ",maybe,")
+    split_csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(md.MetadataError, match=r"included_in_public_release.*line 4: 'maybe'"):
+        md.read_split_table(split_csv)
+    lines[3] = lines[3].replace(",maybe,", ",True,").replace("ai_001_001", "../etc")
+    split_csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(md.MetadataError, match=r"scene_name.*line 4: '../etc'"):
+        md.read_split_table(split_csv)
+
+
+def test_consistency_problems_report_trajectory_without_class(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    traj = folder / "metadata_camera_trajectories.csv"
+    traj.write_text("\n".join(l for l in traj.read_text().splitlines() if not l.startswith("ai_002_002_cam_00")) + "\n")
+    tables = md.read_metadata(folder)
+    assert md.consistency_problems(tables) == [
+        "ai_002_002/cam_00: included frames but no scene type in metadata_camera_trajectories.csv"
+    ]
+    with pytest.raises(md.MetadataError, match="ai_002_002/cam_00 has no scene type"):
+        md.scene_frames(tables, "ai_002_002")
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    before = md.metadata_fingerprint(folder)
+    assert before == md.metadata_fingerprint(folder)
+    path = folder / "metadata_camera_parameters.csv"
+    path.write_text(path.read_text().replace("0.0254", "0.0255"))
+    assert md.metadata_fingerprint(folder) != before
