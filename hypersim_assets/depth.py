@@ -12,13 +12,24 @@ from __future__ import annotations
 import numpy as np
 
 
+def float16_nan_mask(values: np.ndarray) -> np.ndarray:
+    """NaN mask of a float16 array from its bit patterns (cheaper than ``np.isnan`` on float16)."""
+    return (np.ascontiguousarray(values).view(np.uint16) & 0x7FFF) > 0x7C00
+
+
 def distance_without_nan(distance_m: np.ndarray) -> tuple[np.ndarray, int]:
     """``distance_m`` with NaN replaced by 0 (dtype kept), and how many pixels were NaN.
 
     As the reference's ``np.nan_to_num``, infinities become the dtype's largest finite values.
     """
-    count = int(np.count_nonzero(np.isnan(distance_m)))
-    if count == 0 and np.isfinite(distance_m).all():
+    if distance_m.dtype == np.float16:
+        bits = np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF
+        count = int(np.count_nonzero(bits > 0x7C00))
+        finite = not (bits >= 0x7C00).any()
+    else:
+        count = int(np.count_nonzero(np.isnan(distance_m)))
+        finite = bool(np.isfinite(distance_m).all())
+    if count == 0 and finite:
         return distance_m, 0
     return np.nan_to_num(distance_m, nan=0.0), count
 

@@ -135,6 +135,15 @@ def _unit_rays(M: np.ndarray, h: int, w: int) -> np.ndarray:
     return rays
 
 
+def _isnan(a: np.ndarray) -> np.ndarray:
+    return depth_mod.float16_nan_mask(a) if a.dtype == np.float16 else np.isnan(a)
+
+
+def _nan_pixels(distance_m: np.ndarray, normal: np.ndarray) -> int:
+    """Pixels whose distance or any normal component is NaN."""
+    return int(np.count_nonzero(_isnan(distance_m) | _isnan(normal).any(axis=-1)))
+
+
 def convert_arrays(
     scene_dir: Path, scene: str, camera: str, frame_id: int, camera_params: Mapping[str, float], tilt_shift: bool
 ) -> ConvertedFrame:
@@ -164,8 +173,8 @@ def convert_arrays(
     normal = normals.encode_normals(img.normal_bump_cam)
     semantic = labels.semantic_labels(img.semantic)
     instance = labels.instance_image(semantic, labels.instance_ids(img.semantic_instance))
-    distance, nan_depth = depth_mod.distance_without_nan(img.depth_meters)
-    nan_pixels = int(np.count_nonzero(np.isnan(img.depth_meters) | np.isnan(img.normal_bump_cam).any(axis=-1))) if nan_depth or np.isnan(img.normal_bump_cam).any() else 0
+    distance, _ = depth_mod.distance_without_nan(img.depth_meters)
+    nan_pixels = _nan_pixels(img.depth_meters, img.normal_bump_cam)
     t3 = time.perf_counter()
     t["labels_normals"] = t3 - t2
 
@@ -201,11 +210,11 @@ def json_text(obj: Any) -> str:
 def encode_outputs(frame: ConvertedFrame, scene_class: str, compression: PngCompression | str) -> dict[str, bytes]:
     """Every per-frame file's bytes, keyed by modality (``layout.frame_output_paths`` keys)."""
     return {
-        "rgb": encode_png(frame.rgb, compression),
-        "depth": encode_png(frame.depth_mm, compression),
-        "normal": encode_png(frame.normal, compression),
-        "semantic_40": encode_png(frame.semantic, compression),
-        "instance": encode_png(frame.instance, compression),
+        "rgb": encode_png(frame.rgb, compression, "photo"),
+        "depth": encode_png(frame.depth_mm, compression, "depth"),
+        "normal": encode_png(frame.normal, compression, "normal"),
+        "semantic_40": encode_png(frame.semantic, compression, "label"),
+        "instance": encode_png(frame.instance, compression, "label_rgb"),
         "extrinsics": json_text(frame.extrinsics).encode(),
         "boxes_3d": json_text(frame.boxes).encode(),
         "orientations": json_text(frame.orientations).encode(),
@@ -223,7 +232,7 @@ def _input_stamps(scene_dir: Path, scene: str, camera: str, frame_id: int) -> di
     for p in input_files(scene_dir, scene, camera, frame_id):
         try:
             st = os.stat(p)
-            out[p.name if False else str(p.relative_to(scene_dir))] = [st.st_size, st.st_mtime_ns]
+            out[str(p.relative_to(scene_dir))] = [st.st_size, st.st_mtime_ns]
         except FileNotFoundError:
             out[str(p.relative_to(scene_dir))] = None
     return out

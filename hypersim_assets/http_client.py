@@ -353,11 +353,16 @@ class HttpClient:
         pin = [etag]  # without an expected ETag, the first response's is pinned, so a resumed retry cannot mix versions
 
         def attempt() -> None:
-            nonlocal written
-            if length is not None and written >= length:
-                return
-            rest = None if length is None else length - written
-            info.append(self._one_range(url, start + written, rest, sink, pin, on_bytes))
+            # A server may answer a range with fewer bytes than asked (its Content-Range says so): ask on.
+            while length is None or written < length:
+                before = written
+                rest = None if length is None else length - written
+                info.append(self._one_range(url, start + written, rest, sink, pin, on_bytes))
+                size = info[-1].size
+                if length is None and (size is None or start + written >= size):
+                    return
+                if written == before:
+                    raise _ShortBody(f"{url}: a response for bytes from {start + written} carried none")
 
         def on_bytes(n: int) -> None:
             nonlocal written

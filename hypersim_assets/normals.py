@@ -11,7 +11,8 @@ import numpy as np
 
 def _encode(values_f32: np.ndarray) -> np.ndarray:
     n = np.nan_to_num(values_f32, nan=-1.0)
-    return ((n + 1) * 127).clip(0, 255).astype(np.uint8)
+    with np.errstate(over="ignore", invalid="ignore"):  # infinities clip as in the reference
+        return ((n + 1) * 127).clip(0, 255).astype(np.uint8)
 
 
 _FLOAT16_TABLE: np.ndarray | None = None

@@ -25,12 +25,11 @@ FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
 
 
 class PngCompression(str, enum.Enum):
-    """Speed/size trade-off of the PNG writer.
+    """Speed/size trade-off of the PNG writer (filters and levels per image kind: ``PROFILES``).
 
-    ``fast``: Sub filter (Up for label images), zlib-ng level 1.
-    ``default``: Sub filter (Up for label images), zlib-ng level 6: within a few per cent of
-    the reference's OpenCV level-9 sizes at a fraction of the time.
-    ``small``: the smaller of the Sub and Paeth filtered streams at zlib-ng level 9 (slowest).
+    ``default`` keeps a frame's PNG bytes within about 7 % of the reference's OpenCV level-9
+    files at roughly a twentieth of the time; ``fast`` halves the encode time again for about
+    30 % more bytes; ``small`` beats the reference's sizes and is slower than ``default``.
     """
 
     FAST = "fast"
@@ -46,6 +45,46 @@ class PngCompression(str, enum.Enum):
             return cls(str(value).lower())
         except ValueError:
             raise ValueError(f"PNG compression must be one of fast, default, small; got {value!r}") from None
+
+
+# What an image holds decides its best filter: photos and normals vary smoothly, depth
+# (16-bit) changes slowly along rows, label images are flat regions.
+IMAGE_KINDS: tuple[str, ...] = ("photo", "depth", "normal", "label", "label_rgb")
+
+# (candidate filters, zlib-ng level) per compression and image kind; with several
+# candidates the smallest stream is kept. Chosen by measuring 768x1024 frames against the
+# reference's OpenCV level-9 sizes (see benchmarks/bench_conversion.py). zlib-ng's level 1
+# is a much weaker strategy, hence no level below 4.
+PROFILES: dict[PngCompression, dict[str, tuple[tuple[int, ...], int]]] = {
+    PngCompression.FAST: {
+        "photo": ((FILTER_UP,), 4),
+        "depth": ((FILTER_SUB,), 4),
+        "normal": ((FILTER_UP,), 4),
+        "label": ((FILTER_NONE,), 6),
+        "label_rgb": ((FILTER_UP,), 6),
+    },
+    PngCompression.DEFAULT: {
+        "photo": ((FILTER_UP,), 6),
+        "depth": ((FILTER_SUB,), 6),
+        "normal": ((FILTER_NONE,), 6),
+        "label": ((FILTER_NONE,), 9),
+        "label_rgb": ((FILTER_UP,), 9),
+    },
+    PngCompression.SMALL: {
+        "photo": ((FILTER_UP, FILTER_PAETH), 8),
+        "depth": ((FILTER_SUB,), 8),
+        "normal": ((FILTER_NONE,), 8),
+        "label": ((FILTER_NONE, FILTER_UP), 9),
+        "label_rgb": ((FILTER_UP, FILTER_PAETH), 9),
+    },
+}
+
+
+def default_kind(image: np.ndarray) -> str:
+    """The image kind assumed when none is given: uint16 gray depth, uint8 gray label, RGB photo."""
+    if image.ndim == 2:
+        return "depth" if image.dtype == np.uint16 else "label"
+    return "photo"
 
 
 def _filter_rows(raw: np.ndarray, bpp: int, kind: int) -> np.ndarray:
@@ -102,32 +141,33 @@ def _raw_rows(image: np.ndarray) -> tuple[np.ndarray, int, int, int]:
     raise ValueError(f"unsupported image for PNG: dtype {image.dtype}, shape {image.shape} (need uint8 HxW, uint16 HxW or uint8 HxWx3)")
 
 
-def _default_filter(image: np.ndarray) -> int:
-    # Label images (gray uint8: semantic) are large flat regions whose rows repeat: Up
-    # beats Sub there; photos, depth, normals and instance images favour Sub.
-    return FILTER_UP if (image.ndim == 2 and image.dtype == np.uint8) else FILTER_SUB
-
-
-def encode_png(image: np.ndarray, compression: PngCompression | str = PngCompression.DEFAULT, filter_type: int | None = None) -> bytes:
+def encode_png(
+    image: np.ndarray,
+    compression: PngCompression | str = PngCompression.DEFAULT,
+    kind: str | None = None,
+    filter_type: int | None = None,
+    level: int | None = None,
+) -> bytes:
     """Encode ``image`` (uint8 HxW gray, uint16 HxW gray, or uint8 HxWx3 RGB in R, G, B order) as PNG bytes.
 
-    ``filter_type`` forces one PNG filter for every row; by default it follows ``compression``.
+    ``kind`` (one of IMAGE_KINDS) picks the filters and deflate level of ``compression``;
+    ``filter_type`` and ``level`` override them.
     """
     comp = PngCompression.parse(compression)
     raw, bpp, depth, colour = _raw_rows(image)
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise ValueError(f"cannot encode an empty image of shape {image.shape}")
+    kind = kind or default_kind(image)
+    if kind not in IMAGE_KINDS:
+        raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
+    candidates, profile_level = PROFILES[comp][kind]
     if filter_type is not None:
-        candidates = [filter_type]
-    elif comp is PngCompression.SMALL:
-        candidates = [FILTER_SUB, FILTER_PAETH]
-    else:
-        candidates = [_default_filter(image)]
-    level = {PngCompression.FAST: 1, PngCompression.DEFAULT: 6, PngCompression.SMALL: 9}[comp]
+        candidates = (filter_type,)
+    level = profile_level if level is None else level
     idat = None
-    for kind in candidates:
-        data = zlib_ng.compress(_filter_rows(raw, bpp, kind).tobytes(), level)
+    for f in candidates:
+        data = zlib_ng.compress(_filter_rows(raw, bpp, f).tobytes(), level)
         if idat is None or len(data) < len(idat):
             idat = data
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
@@ -158,6 +198,8 @@ def write_bytes_atomically(data: bytes, path: Path, fsync: bool = False) -> int:
     return len(data)
 
 
-def write_png(image: np.ndarray, path: Path, compression: PngCompression | str = PngCompression.DEFAULT, fsync: bool = False) -> int:
+def write_png(
+    image: np.ndarray, path: Path, compression: PngCompression | str = PngCompression.DEFAULT, kind: str | None = None, fsync: bool = False
+) -> int:
     """Encode ``image`` and write it atomically to ``path``; returns the file size in bytes."""
-    return write_bytes_atomically(encode_png(image, compression), path, fsync=fsync)
+    return write_bytes_atomically(encode_png(image, compression, kind), path, fsync=fsync)

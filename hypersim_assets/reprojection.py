@@ -88,20 +88,26 @@ def camera_points(unit_rays_: np.ndarray, distance_m: np.ndarray) -> np.ndarray:
 def project_to_pixels(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
 
-    The reference scales normalised coordinates by (width - 0.5, height - 0.5) and truncates
-    toward zero with an int16 cast; we do the same float operations in the same order.
+    As the reference: ``((x / z) * fx + cx) * (width - 0.5)`` (and likewise for y), each
+    step a separate float64 operation, truncated toward zero by an int16 cast (which wraps
+    modulo 2**16 for far-off points, the same for every element), then clipped.
     """
-    keep = np.flatnonzero(points[:, 2] != 0)
-    p = points[keep]
-    # Same float operations on the same (n, 2) array as the reference, so that even the
-    # int16 cast of far-off points (out of range) behaves the same.
-    xy = p[:, :2] / p[:, 2:3]
-    xy *= np.array([[intrinsics["fx"], intrinsics["fy"]]])
-    xy += np.array([[intrinsics["cx"], intrinsics["cy"]]])
-    xy *= np.array([[width - 0.5, height - 0.5]])
-    uv = xy.astype(np.int16)
-    np.clip(uv[:, 0], 0, width - 1, out=uv[:, 0])
-    np.clip(uv[:, 1], 0, height - 1, out=uv[:, 1])
+    z = points[:, 2]
+    valid = z != 0
+    if valid.all():
+        keep = np.arange(points.shape[0])
+        cols = (points[:, 0], points[:, 1], z)
+    else:
+        keep = np.flatnonzero(valid)
+        cols = tuple(np.take(points[:, c], keep) for c in range(3))
+    uv = np.empty((keep.size, 2), dtype=np.int16)
+    for col, (f, c, size) in enumerate(((intrinsics["fx"], intrinsics["cx"], width), (intrinsics["fy"], intrinsics["cy"], height))):
+        x = cols[col] / cols[2]
+        x *= f
+        x += c
+        x *= size - 0.5
+        uv[:, col] = x.astype(np.int16)
+        np.clip(uv[:, col], 0, size - 1, out=uv[:, col])
     return uv, keep
 
 
@@ -128,9 +134,19 @@ class Reprojection:
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The image resampled onto the pinhole camera; pixels nothing maps to are 0."""
-        flat = image.reshape(self.height * self.width, -1)
+        n = self.height * self.width
+        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            # Move 3-byte pixels as one uint32 each: far faster than fancy-indexing rows.
+            packed = np.zeros((n, 4), dtype=np.uint8)
+            packed[:, :3] = image.reshape(n, 3)
+            moved = self.apply(packed.view(np.uint32).reshape(self.height, self.width))
+            return moved.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3].copy()
+        flat = image.reshape(n, -1)
         out = np.zeros_like(flat)
-        out[self.target] = flat[self.source]
+        if flat.shape[1] == 1:
+            out[self.target, 0] = np.take(flat[:, 0], self.source)
+        else:
+            out[self.target] = flat[self.source]
         return out.reshape(image.shape)
 
 

@@ -15,7 +15,16 @@ Per scene, ``raw_root/<scene>/.hypersim-manifest.json`` records each verified
 member (size, CRC-32, compressed size) and the archive it came from, and
 ``raw_root/<scene>/.hypersim-download.lock`` is held (``flock``) for the whole
 fetch, so a second process fetching the same scene waits for the first
-(up to ``lock_timeout_s``, then :class:`SceneLocked`) and then finds the work done.
+(up to ``lock_timeout_s``, default 6 h, then :class:`SceneLocked`) and then
+finds the work done.
+
+Failure policy: a member whose CRC-32 does not match is fetched once more from
+its first byte, then :class:`MemberCorrupt`; an archive whose ETag changes
+mid-scene is started over from a fresh central directory (at most
+``MAX_RESTARTS`` times; members already verified are kept when their CRC and
+sizes did not change); a full disk raises :class:`DiskFull` and removes that
+member's partial files. A local folder of unpacked scenes is hard-linked (or
+copied) and checked by size only, since it carries no CRC.
 """
 
 from __future__ import annotations
@@ -173,15 +182,14 @@ def _unlink(*paths: Path) -> None:
             p.unlink()
 
 
-def _write_json_atomic(path: Path, data: object, durable: bool = True) -> None:
-    """Write JSON to a temp file beside ``path`` (fsync'd when ``durable``) and replace ``path``."""
+def _write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON to a temp file beside ``path``, fsync it and replace ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         _unlink(Path(tmp))
@@ -690,8 +698,14 @@ def fetch_scene_members(
                     file_bytes += getattr(reader, "bytes_read", 0)
                     reader = None
                 break
-        finally:
+        except BaseException:
+            # Keep what was verified, but never let a failing save (e.g. the disk is full) hide the cause.
+            with contextlib.suppress(OSError):
+                manifest.save(force=True)
+            raise
+        else:
             manifest.save(force=True)
+        finally:
             report.bytes_fetched = transferred()
             report.retries = stats.retries
     report.seconds = time.monotonic() - started
@@ -767,7 +781,11 @@ def _copy_unpacked(
                 report.members_fetched += 1
                 if progress is not None:
                     progress(FetchProgress(scene, name, index, len(chosen), report.bytes_fetched))
-        finally:
+        except BaseException:
+            with contextlib.suppress(OSError):
+                manifest.save(force=True)
+            raise
+        else:
             manifest.save(force=True)
     report.seconds = time.monotonic() - started
     report.throughput = report.bytes_fetched / report.seconds if report.seconds > 0 else 0.0

@@ -19,7 +19,7 @@ from hypersim_assets.frame_facts import (
     STATUS_INPUT_MISSING,
     facts_path,
 )
-from hypersim_assets.layout import frame_output_paths, split_dir_name
+from hypersim_assets.layout import frame_output_paths
 
 
 def _as_dict(fact: Any) -> dict:
@@ -60,9 +60,14 @@ def facts_fingerprint(table: pa.Table) -> str:
     return digest.hexdigest()[:24]
 
 
-def summarize_scene_facts(facts: Iterable[Any], dataset_root: Path) -> dict[str, Any]:
-    """Counts, bytes, void fraction, warnings and output completeness of one scene's frames."""
+def summarize_scene_facts(facts: Iterable[Any], frames: Iterable[Any], dataset_root: Path) -> dict[str, Any]:
+    """Counts, bytes, void fraction, warnings and output completeness of one scene's frames.
+
+    ``frames`` are the scene's frame tasks (``camera``, ``frame_id``, ``split_dir``),
+    which say where each converted frame's files must be.
+    """
     rows = [_as_dict(f) for f in facts]
+    split_dirs = {(f.camera, int(f.frame_id)): f.split_dir for f in frames}
     by_status = {s: [r for r in rows if r["status"] == s] for s in (STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)}
     converted = by_status[STATUS_CONVERTED]
     warnings: list[str] = []
@@ -73,11 +78,13 @@ def summarize_scene_facts(facts: Iterable[Any], dataset_root: Path) -> dict[str,
             warnings.append(f"{frame}: camera orientation is not a valid rotation (patched as the reference does)")
         if r.get("nan_pixels"):
             warnings.append(f"{frame}: {r['nan_pixels']} NaN pixels replaced")
-        split = r.get("split")
-        if split:
-            for rel in frame_output_paths(split_dir_name(split), r["scene"], r["camera"], int(r["frame_id"])).values():
-                if not (dataset_root / rel).is_file():
-                    incomplete.append(rel)
+        split_dir = split_dirs.get((r["camera"], int(r["frame_id"])))
+        if split_dir is None:
+            incomplete.append(f"{frame}: not a frame of this scene's metadata")
+            continue
+        for rel in frame_output_paths(split_dir, r["scene"], r["camera"], int(r["frame_id"])).values():
+            if not (dataset_root / rel).is_file():
+                incomplete.append(rel)
     voids = [r["void_fraction"] for r in converted if r.get("void_fraction") is not None]
     not_converted = [
         {"frame": f"{r['camera']}/{int(r['frame_id']):04d}", "status": r["status"], "reason": r.get("reason")}

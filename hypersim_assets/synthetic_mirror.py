@@ -21,18 +21,24 @@ import io
 import itertools
 import os
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
-from h5py._hl.filters import guess_chunk
 from zlib_ng import zlib_ng
 
 from hypersim_assets import layout
 from hypersim_assets.synthetic_previews import encode_jpeg, encode_png
-from hypersim_assets.synthetic_scene import Room, build_room, look_at_orientation, render_frame, bounding_boxes
+from hypersim_assets.synthetic_scene import (
+    Room,
+    bounding_boxes,
+    build_room,
+    look_at_orientation,
+    render_frame,
+)
 
 # Column names of the three upstream metadata files (facts; the project never reads the real files at run time).
 SPLIT_COLUMNS: tuple[str, ...] = ("scene_name", "camera_name", "frame_id", "included_in_public_release", "exclude_reason", "split_partition_name")
@@ -205,7 +211,6 @@ class _ScenePlan:
     """Everything one worker needs to write one scene zip (picklable)."""
 
     name: str
-    camera_row: str
     meters_per_asset_unit: float
     M_cam_from_uv: tuple[tuple[float, ...], ...]
     cameras: tuple[str, ...]
@@ -238,11 +243,15 @@ def _m_cam_from_uv(fields: dict[str, str]) -> np.ndarray:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _csv_bytes(columns: tuple[str, ...] | list[str], rows: list[list[object]]) -> bytes:
@@ -268,8 +277,8 @@ def hdf5_bytes(array: np.ndarray, compressed: bool) -> bytes:
             f.create_dataset("dataset", data=array)
         else:
             a = np.ascontiguousarray(array)
-            chunks = guess_chunk(a.shape, None, a.dtype.itemsize)
-            ds = f.create_dataset("dataset", shape=a.shape, dtype=a.dtype, chunks=chunks, compression="gzip", compression_opts=9)
+            ds = f.create_dataset("dataset", shape=a.shape, dtype=a.dtype, chunks=True, compression="gzip", compression_opts=9)
+            chunks = ds.chunks
             for offset in itertools.product(*(range(0, n, c) for n, c in zip(a.shape, chunks))):
                 block = a[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
                 if block.shape != chunks:  # edge chunks are stored full size, padded with the fill value 0
@@ -359,7 +368,7 @@ def _trajectory(room: Room, camera_index: int, frames: int, rng: np.random.Gener
     for _attempt in range(100):
         if camera_index == 0:
             start = lo + np.array([rng.uniform(0.35, 0.65) * size[0], rng.uniform(1.1, 1.5), rng.uniform(1.5, 1.8)])
-            x0, x1, z0, z1 = (v * to_m for v in room.window)
+            x0, x1, z0, _z1 = (v * to_m for v in room.window)
             target = np.array([(x0 + x1) / 2 + rng.uniform(-0.5, 0.5), hi[1], z0 + rng.uniform(-0.5, -0.1)])
         else:
             start = lo + np.array([rng.uniform(0.4, 0.6) * size[0], rng.uniform(0.4, 0.6) * size[1], rng.uniform(1.4, 1.7)])
@@ -387,19 +396,19 @@ def _non_rotation(R: np.ndarray) -> np.ndarray:
 
 
 def _write_scene(plan: _ScenePlan) -> dict[str, object]:
-    """Render one scene and write its zip atomically; returns facts for the summary."""
+    """Render one scene and write its zip atomically (members streamed in, one frame in memory at a time)."""
+    path = Path(plan.zip_path)
+    with _SceneZip(path) as zf:
+        facts = _render_scene(plan, zf.add)
+    return {**facts, "zip_bytes": path.stat().st_size}
+
+
+def _render_scene(plan: _ScenePlan, put: Callable[[str, bytes, bool], None]) -> dict[str, object]:
+    """Render one scene, handing each member to ``put(name, data, deflate)``; returns facts for the summary."""
     rng = np.random.default_rng(plan.room_seed)
     room = build_room(plan.name, plan.meters_per_asset_unit, rng)
     M = np.array(plan.M_cam_from_uv)
     s = plan.name
-    members: dict[str, bytes] = {}
-    deflate: set[str] = set()
-
-    def put(name: str, data: bytes, compress: bool) -> None:
-        members[name] = data
-        if compress:
-            deflate.add(name)
-
     put(layout.scene_metadata_member(s), _csv_bytes(["parameter_name", "parameter_value"], [["meters_per_asset_unit", repr(plan.meters_per_asset_unit)]]), True)
     put(f"{s}/_detail/metadata_cameras.csv", _csv_bytes(["camera_name"], [[c] for c in plan.cameras]), True)
     put(
@@ -466,11 +475,8 @@ def _write_scene(plan: _ScenePlan) -> dict[str, object]:
             for name, data in _preview_members(f"{s}/images/scene_{cam}_{{group}}/frame.{fi:04d}", cast).items():
                 put(name, data, False)
 
-    zip_path = Path(plan.zip_path)
-    _write_zip(zip_path, members, deflate)
     return {
         "scene": s,
-        "zip_bytes": zip_path.stat().st_size,
         "void_frames": void_frames,
         "nan_pixels": nan_pixels,
         "instance_ids_above_255": sorted({int(o.instance) for o in room.objects if o.instance > 255}),
@@ -480,33 +486,49 @@ def _write_scene(plan: _ScenePlan) -> dict[str, object]:
     }
 
 
-def _write_zip(path: Path, members: dict[str, bytes], deflate: set[str]) -> None:
-    """Zip ``members`` (with their folder entries, in path order, fixed timestamps) to ``path`` atomically."""
-    dirs: set[str] = set()
-    for name in members:
+class _SceneZip:
+    """A zip written through a temp file and moved into place on success; members get their folder
+    entries first, fixed timestamps and Unix modes, so the bytes depend only on what is added."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.dirs: set[str] = set()
+
+    def __enter__(self) -> _SceneZip:  # noqa: PYI034 (Self needs Python 3.11; the project supports 3.10)
+        self.raw = open(self.tmp, "wb")
+        self.zf = zipfile.ZipFile(self.raw, "w")
+        return self
+
+    def add(self, name: str, data: bytes, deflate: bool) -> None:
+        """Append member ``name`` (DEFLATED if ``deflate`` else STORED), after any missing folder entries."""
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
-            dirs.add("/".join(parts[:i]) + "/")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as raw:
-            with zipfile.ZipFile(raw, "w") as zf:
-                for name in sorted(set(members) | dirs):
-                    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-                    info.create_system = 3
-                    if name.endswith("/"):
-                        info.external_attr = (0o40755 << 16) | 0x10
-                        zf.writestr(info, b"")
-                        continue
-                    info.external_attr = 0o100644 << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
-                    zf.writestr(info, members[name], compresslevel=6 if name in deflate else None)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            folder = "/".join(parts[:i]) + "/"
+            if folder not in self.dirs:
+                self.dirs.add(folder)
+                info = zipfile.ZipInfo(folder, date_time=_ZIP_DATE)
+                info.create_system = 3
+                info.external_attr = (0o40755 << 16) | 0x10
+                self.zf.writestr(info, b"")
+        info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+        info.create_system = 3
+        info.external_attr = 0o100644 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+        self.zf.writestr(info, data, compresslevel=6 if deflate else None)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.zf.close()
+            self.raw.flush()
+            if exc_type is None:
+                os.fsync(self.raw.fileno())
+        finally:
+            self.raw.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def _scene_names(count: int, rng: np.random.Generator) -> list[str]:
@@ -574,7 +596,6 @@ def write_synthetic_mirror(root: Path, spec: MirrorSpec = MirrorSpec(), workers:
         plans.append(
             _ScenePlan(
                 name=s,
-                camera_row=row_of[s],
                 meters_per_asset_unit=float(fields["settings_units_info_meters_scale"]),
                 M_cam_from_uv=tuple(tuple(r) for r in _m_cam_from_uv(fields).tolist()),
                 cameras=cameras,

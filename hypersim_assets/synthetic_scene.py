@@ -113,7 +113,8 @@ class Room:
 
 
 def build_room(name: str, meters_per_asset_unit: float, rng: np.random.Generator) -> Room:
-    """A random furnished room: walls, floor, ceiling, a window, 4 to 6 furniture pieces, a two-box table."""
+    """A random furnished room: walls, floor, ceiling, a window, 4 to 6 furniture pieces, a two-box table,
+    an unlabelled rug, and one annotated mesh object that no node renders (its instance has no geometry)."""
     mpau = meters_per_asset_unit
     size_m = np.array([rng.uniform(5.0, 7.0), rng.uniform(4.5, 6.5), rng.uniform(2.6, 3.0)])
     offset_m = np.array([rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0), rng.uniform(-0.2, 0.2)])

@@ -49,6 +49,11 @@ def tonemap_scale(percentile_value: float | None) -> float:
 
 
 def _apply_scale(values_f32: np.ndarray, scale: float) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf inputs map as in the reference
+        return _apply_scale_unchecked(values_f32, scale)
+
+
+def _apply_scale_unchecked(values_f32: np.ndarray, scale: float) -> np.ndarray:
     scaled = np.maximum(np.float32(scale) * values_f32, np.float32(0))
     mapped = np.power(scaled, GAMMA, dtype=np.float64)
     return (np.clip(mapped, 0, 1) * 255).astype(np.uint8)

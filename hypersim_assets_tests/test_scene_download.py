@@ -4,7 +4,6 @@ local zips and folders), with the mirror server's faults switched on."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

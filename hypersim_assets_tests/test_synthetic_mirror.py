@@ -12,20 +12,20 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from h5py._hl.filters import guess_chunk
 from PIL import Image
 
 from hypersim_assets import layout
 from hypersim_assets.synthetic_mirror import (
+    _REAL_CAMERA_ROWS,
     CAMERA_PARAMETER_COLUMNS,
     FINAL_PREVIEWS,
     GEOMETRY_PREVIEWS_JPG,
     GEOMETRY_PREVIEWS_PNG,
     SPLIT_COLUMNS,
     TRAJECTORY_COLUMNS,
-    _REAL_CAMERA_ROWS,
     MirrorSpec,
     MirrorSummary,
+    _SceneZip,
     write_synthetic_mirror,
 )
 
@@ -46,6 +46,12 @@ def _h5(zf: zipfile.ZipFile, name: str) -> np.ndarray:
     with h5py.File(io.BytesIO(zf.read(name)), "r") as f:
         assert list(f.keys()) == ["dataset"], name
         return f["dataset"][()]
+
+
+def _auto_chunks(shape: tuple[int, ...], dtype: type) -> tuple[int, ...]:
+    """The chunk shape h5py picks by itself (what upstream's plain ``create_dataset(..., compression="gzip")`` got)."""
+    with h5py.File(io.BytesIO(), "w") as f:
+        return f.create_dataset("d", shape=shape, dtype=dtype, compression="gzip").chunks
 
 
 def _split(summary: MirrorSummary) -> pd.DataFrame:
@@ -161,7 +167,7 @@ def test_hdf5_formats_match_upstream(mirror: MirrorSummary) -> None:
                 ds = f["dataset"]
                 assert (ds.dtype, ds.shape) == (np.dtype(dtype), shape), kind
                 assert (ds.compression, ds.compression_opts, ds.shuffle) == ("gzip", 9, False), kind
-                assert ds.chunks == guess_chunk(shape, None, np.dtype(dtype).itemsize), kind
+                assert ds.chunks == _auto_chunks(shape, dtype), kind
         n_frames = SPEC.frames
         for cam_ in ("cam_00", "cam_01"):
             pos = _h5(zf, layout.camera_keyframe_member(s, cam_, "positions"))
@@ -292,7 +298,7 @@ def test_bounding_boxes_enclose_their_instances(mirror: MirrorSummary) -> None:
         frames = [_frame(zf, s_, c, fi) for s_, c, fi in _present_frames(mirror) if s_ == s]
     rendered_objects = nodes.object_id[nodes.object_id >= 0].to_numpy()
     with_geometry = {int(i) for i in sii[rendered_objects] if i != -1}
-    assert set(int(i) for i in sii if i != -1) - with_geometry  # an annotated instance that no node renders
+    assert {int(i) for i in sii if i != -1} - with_geometry  # an annotated instance that no node renders
     for i in range(len(bb["positions"])):
         if i not in with_geometry:  # no geometry: inf rows, as in the real files (upstream issue 66)
             assert np.isinf(bb["positions"][i]).all() and np.isinf(bb["extents"][i]).all() and np.isinf(bb["orientations"][i]).all()
@@ -435,3 +441,17 @@ def test_full_size_frame_matches_the_real_file_format(tmp_path: Path) -> None:
             ds = f["dataset"]
             assert ours == (ds.dtype, ds.shape, ds.chunks, ds.compression, ds.compression_opts, ds.shuffle, ds.fletcher32)
     assert 0.3 < np.nanmin(depth) and np.nanmax(depth) < 15.0  # a room, in metres
+
+
+def test_a_failed_scene_leaves_no_half_zip(tmp_path: Path) -> None:
+    target = tmp_path / "ai_001_001.zip"
+    with pytest.raises(RuntimeError, match="render failed"), _SceneZip(target) as zf:
+        zf.add("ai_001_001/_detail/metadata_scene.csv", b"parameter_name,parameter_value\n", True)
+        raise RuntimeError("render failed")
+    assert list(tmp_path.iterdir()) == []
+    with _SceneZip(target) as zf:
+        zf.add("ai_001_001/_detail/metadata_scene.csv", b"x\n", True)
+    with zipfile.ZipFile(target) as z:
+        assert z.namelist() == ["ai_001_001/", "ai_001_001/_detail/", "ai_001_001/_detail/metadata_scene.csv"]
+        assert z.testzip() is None
+    assert [p.name for p in tmp_path.iterdir()] == ["ai_001_001.zip"]

@@ -16,9 +16,7 @@ from pydantic import Field
 
 from hypersim_assets.layout import MemberSelection, dataset_dir, raw_dir
 from hypersim_assets.source import HypersimSource, data_root_from_env
-
-ENV_SUBSAMPLES = "HYPERSIM_SUBSAMPLES"
-DEFAULT_SUBSAMPLES: tuple[int, ...] = (1, 10)
+from hypersim_assets.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 
 
 class HypersimResource(dg.ConfigurableResource):
@@ -94,20 +92,5 @@ class CatalogResource(dg.ConfigurableResource):
 
     def subsample_values(self) -> tuple[int, ...]:
         if self.subsamples:
-            values = tuple(int(v) for v in self.subsamples)
-        else:
-            values = parse_subsamples(os.environ.get(ENV_SUBSAMPLES))
-        if any(v < 1 for v in values):
-            raise ValueError(f"subsample values must be >= 1, got {values}")
-        return values
-
-
-def parse_subsamples(text: str | None) -> tuple[int, ...]:
-    """Parse ``"1,2,5"`` into ``(1, 2, 5)``; empty or None gives the default (1, 10)."""
-    if not text or not text.strip():
-        return DEFAULT_SUBSAMPLES
-    try:
-        values = tuple(sorted({int(part) for part in text.replace(" ", "").split(",") if part}))
-    except ValueError:
-        raise ValueError(f"{ENV_SUBSAMPLES} must be comma-separated integers, got {text!r}") from None
-    return values or DEFAULT_SUBSAMPLES
+            return parse_subsamples(",".join(str(v) for v in self.subsamples))
+        return parse_subsamples(os.environ.get(ENV_SUBSAMPLES))

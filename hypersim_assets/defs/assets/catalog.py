@@ -2,7 +2,6 @@
 the subsample views with the reference's text lists. Both refresh by declarative
 automation after scene partitions materialise."""
 
-from __future__ import annotations
 
 import time
 

@@ -1,7 +1,6 @@
 """The per-scene conversion asset: every included frame of a scene written in the
 reference converter's layout, plus the scene's per-frame facts for the index."""
 
-from __future__ import annotations
 
 import time
 
@@ -64,7 +63,7 @@ def converted_scene(
     )
     seconds = time.monotonic() - started
     facts_file = write_scene_facts(hypersim.root(), scene, facts)
-    summary = summarize_scene_facts(facts, hypersim.dataset_root())
+    summary = summarize_scene_facts(facts, frames, hypersim.dataset_root())
     context.log.info(
         f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
         f"in {seconds:.1f} s"

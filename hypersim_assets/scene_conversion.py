@@ -1,0 +1,112 @@
+"""Converting the frames of one unpacked scene, one task per frame, in this process or
+on a pool of worker processes (or any ``concurrent.futures.Executor``, e.g. a Dask
+client's ``get_executor()``). Memory stays flat: a task holds one frame.
+
+Before converting, temp files that a killed writer left in the scene's output folders
+are removed, so a re-run after a crash leaves the same files as a clean run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from hypersim_assets.frame_conversion import STATE_DIR, ConversionSettings, FrameFacts, convert_frame
+from hypersim_assets.layout import INTRINSICS_MODALITIES, JSON_MODALITIES, PNG_MODALITIES, SCENE_CLASS_MODALITY, SPLIT_DIR_NAMES
+
+Progress = Callable[[int, int, FrameFacts], None]
+
+
+def _frame_tuple(frame: Any) -> tuple[str, int, str, str]:
+    """(camera, frame_id, split, scene_class) of a FrameTask-like object or a 4-tuple."""
+    if hasattr(frame, "camera"):
+        return frame.camera, int(frame.frame_id), frame.split, frame.scene_class
+    camera, frame_id, split, scene_class = frame
+    return camera, int(frame_id), split, scene_class
+
+
+def plain_camera_params(camera_params: Mapping[str, Any]) -> dict[str, Any]:
+    """A picklable plain dict of one camera-parameters row (e.g. from a pandas Series)."""
+    items = camera_params.items() if hasattr(camera_params, "items") else dict(camera_params).items()
+    return {str(k): v for k, v in items}
+
+
+def remove_stale_temp_files(dataset_root: Path, scene: str) -> int:
+    """Delete ``.<name>.<random>.tmp`` files below this scene's output folders; returns how many."""
+    root = Path(dataset_root)
+    removed = 0
+    folders = [root / STATE_DIR / scene]
+    for split_dir in SPLIT_DIR_NAMES.values():
+        for modality in (*PNG_MODALITIES, *JSON_MODALITIES, SCENE_CLASS_MODALITY, *INTRINSICS_MODALITIES):
+            folders.append(root / split_dir / modality / scene)
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in names:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+    return removed
+
+
+def _convert_one(args: tuple) -> FrameFacts:
+    return convert_frame(*args)
+
+
+def convert_scene(
+    scene_dir: Path,
+    scene: str,
+    frames: Iterable[Any],
+    camera_params: Mapping[str, Any],
+    dataset_root: Path,
+    settings: ConversionSettings = ConversionSettings(),
+    workers: int = 1,
+    executor: cf.Executor | None = None,
+    progress: Progress | None = None,
+) -> list[FrameFacts]:
+    """Convert ``frames`` (FrameTask-like objects or (camera, frame_id, split, scene_class) tuples) of one scene.
+
+    ``workers`` > 1 starts a process pool (forkserver) for this call; ``executor`` uses the
+    caller's instead. Returns the facts in the order of ``frames``; ``progress(done, total,
+    facts)`` is called as frames finish.
+    """
+    remove_stale_temp_files(dataset_root, scene)
+    params = plain_camera_params(camera_params)
+    tasks = [
+        (Path(scene_dir), scene, cam, fid, split, scene_class, params, Path(dataset_root), settings)
+        for cam, fid, split, scene_class in map(_frame_tuple, frames)
+    ]
+    results: list[FrameFacts | None] = [None] * len(tasks)
+    if executor is None and workers <= 1:
+        for i, task in enumerate(tasks):
+            results[i] = _convert_one(task)
+            if progress:
+                progress(i + 1, len(tasks), results[i])
+        return results  # type: ignore[return-value]
+    own = executor is None
+    pool = executor or cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+    try:
+        futures = {pool.submit(_convert_one, task): i for i, task in enumerate(tasks)}
+        done = 0
+        for fut in cf.as_completed(futures):
+            i = futures[fut]
+            results[i] = fut.result()
+            done += 1
+            if progress:
+                progress(done, len(tasks), results[i])
+    finally:
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results  # type: ignore[return-value]
+
+
+def frames_of(frames: Sequence[Any]) -> list[tuple[str, int, str, str]]:
+    """The frames as (camera, frame_id, split, scene_class) tuples."""
+    return [_frame_tuple(f) for f in frames]
