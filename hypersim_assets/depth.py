@@ -25,12 +25,16 @@ def distance_without_nan(distance_m: np.ndarray) -> tuple[np.ndarray, int]:
     if distance_m.dtype == np.float16:
         bits = np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF
         count = int(np.count_nonzero(bits > 0x7C00))
-        finite = not (bits >= 0x7C00).any()
+        finite = not (bits == 0x7C00).any()  # no infinity (NaN handled apart)
     else:
         count = int(np.count_nonzero(np.isnan(distance_m)))
-        finite = bool(np.isfinite(distance_m).all())
-    if count == 0 and finite:
-        return distance_m, 0
+        finite = not np.isinf(distance_m).any()
+    if finite:
+        if count == 0:
+            return distance_m, 0
+        out = distance_m.copy()
+        out[np.isnan(out) if out.dtype != np.float16 else float16_nan_mask(out)] = 0
+        return out, count
     return np.nan_to_num(distance_m, nan=0.0), count
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -131,7 +132,7 @@ def _unit_rays(M: np.ndarray, h: int, w: int) -> np.ndarray:
     if rays is None:
         if len(_RAY_CACHE) >= 4:
             _RAY_CACHE.pop(next(iter(_RAY_CACHE)))
-        rays = _RAY_CACHE[key] = reprojection.unit_rays(M, h, w)
+        rays = _RAY_CACHE[key] = reprojection.flipped_ray_columns(reprojection.unit_rays(M, h, w))
     return rays
 
 
@@ -141,7 +142,8 @@ def _isnan(a: np.ndarray) -> np.ndarray:
 
 def _nan_pixels(distance_m: np.ndarray, normal: np.ndarray) -> int:
     """Pixels whose distance or any normal component is NaN."""
-    return int(np.count_nonzero(_isnan(distance_m) | _isnan(normal).any(axis=-1)))
+    n = _isnan(normal)
+    return int(np.count_nonzero(_isnan(distance_m) | n[..., 0] | n[..., 1] | n[..., 2]))
 
 
 def convert_arrays(
@@ -152,14 +154,13 @@ def convert_arrays(
     Raises FrameInputMissing / FrameInputCorrupt for unusable input, LabelError or
     IndexError where the reference would fail on the data.
     """
-    import time
-
-    t = {}
+    t: dict[str, float] = {}
     t0 = time.perf_counter()
+    # Per-frame images first: a frame without rendered files (upstream issue 7) is "missing".
+    img = read_frame_images(scene_dir, scene, camera, frame_id)
     mpau = read_meters_per_asset_unit(scene_dir, scene, camera, frame_id)
     position, orientation = read_camera_pose(scene_dir, scene, camera, frame_id)
     box_files = read_bounding_boxes(scene_dir, scene, camera, frame_id)
-    img = read_frame_images(scene_dir, scene, camera, frame_id)
     t1 = time.perf_counter()
     t["read"] = t1 - t0
 
@@ -186,7 +187,7 @@ def convert_arrays(
         M = reprojection.m_cam_from_uv(camera_params)
         intr = reprojection.pinhole_intrinsics(M)
         points = reprojection.camera_points(_unit_rays(M, h, w), distance)
-        depth_mm = depth_mod.depth_mm_from_z(points[:, 2].reshape(h, w))
+        depth_mm = depth_mod.depth_mm_from_z(points[2].reshape(h, w))
         rep = reprojection.reprojection(points, intr, h, w)
         rgb, depth_mm, normal, semantic, instance = (rep.apply(a) for a in (rgb, depth_mm, normal, semantic, instance))
     else:

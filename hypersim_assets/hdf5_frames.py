@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
+from zlib_ng import zlib_ng
 
 from hypersim_assets import layout
 
@@ -85,14 +86,47 @@ def _read_dataset(path: Path, scene: str, camera: str, frame_id: int, row: int |
                 raise FrameInputCorrupt(scene, camera, frame_id, rel, "HDF5 file has no 'dataset'")
             ds = f["dataset"]
             if row is None:
-                return ds[()]
+                return _read_whole(ds)
             if not (0 <= row < ds.shape[0]):
                 raise FrameInputCorrupt(scene, camera, frame_id, rel, f"has {ds.shape[0]} rows, frame needs row {row}")
             return ds[row]
     except FrameInputError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, zlib_ng.error) as exc:
         raise FrameInputCorrupt(scene, camera, frame_id, rel, f"unreadable HDF5: {exc}") from exc
+
+
+def _read_whole(ds: h5py.Dataset) -> np.ndarray:
+    """The whole dataset; gzip-only chunked datasets (as upstream writes them) are inflated
+    chunk by chunk with zlib-ng, about twice as fast as HDF5's own zlib, to the same bytes."""
+    chunks = ds.chunks
+    if chunks is None or set(ds._filters) != {"gzip"} or ds.dtype.hasobject or ds.size == 0:
+        return ds[()]
+    dsid = ds.id
+    n = dsid.get_num_chunks()
+    expected = 1
+    for size, c in zip(ds.shape, chunks):
+        expected *= -(-size // c)
+    if n != expected:  # unallocated chunks hold the fill value: let HDF5 handle that
+        return ds[()]
+    grid = tuple(-(-size // c) for size, c in zip(ds.shape, chunks))
+    # Inflate every chunk into its place in a chunk-grid buffer, then one transposing copy
+    # gives the image (edge chunks are stored whole, so the buffer may be larger than it).
+    blocks = np.empty((*grid, *chunks), dtype=ds.dtype)
+    chunk_bytes = blocks[(0,) * len(grid)].nbytes
+    for i in range(n):
+        offset = dsid.get_chunk_info(i).chunk_offset
+        mask, raw = dsid.read_direct_chunk(offset)
+        if mask != 0:
+            return ds[()]
+        data = zlib_ng.decompress(raw)
+        if len(data) != chunk_bytes:
+            raise ValueError(f"chunk at {offset} inflates to {len(data)} bytes, expected {chunk_bytes}")
+        blocks[tuple(o // c for o, c in zip(offset, chunks))] = np.frombuffer(data, dtype=ds.dtype).reshape(chunks)
+    nd = len(grid)
+    order = [ax for pair in zip(range(nd), range(nd, 2 * nd)) for ax in pair]
+    full = blocks.transpose(order).reshape(tuple(g * c for g, c in zip(grid, chunks)))
+    return np.ascontiguousarray(full[tuple(slice(0, size) for size in ds.shape)])
 
 
 def _rel(path: Path, scene: str) -> str:

@@ -35,6 +35,7 @@ import email.utils
 import os
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -134,6 +135,9 @@ def _if_range_matches(value: str, etag: str, st: os.stat_result) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
+    # Without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK and every
+    # small response stalls about 40 ms on loopback.
+    disable_nagle_algorithm = True
     timeout = 30  # seconds an idle keep-alive connection may hold a thread
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base class
@@ -305,6 +309,13 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     mirror: "MirrorServer"
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - signature from the base class
+        # A client that hangs up mid-body (e.g. after an ignored Range) is normal here.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and not self.mirror.verbose:
+            return
+        super().handle_error(request, client_address)
 
 
 class MirrorServer:

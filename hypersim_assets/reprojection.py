@@ -11,6 +11,7 @@ are normalised by image width/height; depth PNG values are z in millimetres.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -72,34 +73,42 @@ def unit_rays(M_cam_from_uv: np.ndarray, height: int, width: int) -> np.ndarray:
     return rays / np.linalg.norm(rays, ord=2, axis=-1, keepdims=True)
 
 
-_FLIP = np.array([1, -1, -1]).reshape(-1, 3)
+def flipped_ray_columns(unit_rays_: np.ndarray) -> np.ndarray:
+    """(3, H*W) contiguous rows x, -y, -z of the unit rays: the camera frame with y down, z forward.
 
-
-def camera_points(unit_rays_: np.ndarray, distance_m: np.ndarray) -> np.ndarray:
-    """Camera-space points (H*W, 3) float64 in metres, x right, y down, z forward.
-
-    ``distance_m`` is the (H, W) distance along each ray (NaN already replaced by 0).
+    Negation is exact and commutes with rounding, so ``flipped * d`` equals the reference's
+    ``(ray * d) * [1, -1, -1]`` bit for bit.
     """
-    points = unit_rays_ * distance_m.reshape(-1, 1)
-    points *= _FLIP
-    return points
+    cols = np.ascontiguousarray(unit_rays_.T)
+    cols[1:] *= -1
+    return cols
+
+
+def camera_points(ray_columns: np.ndarray, distance_m: np.ndarray) -> np.ndarray:
+    """Camera-space points as (3, H*W) float64 rows x, y, z in metres: x right, y down, z forward.
+
+    ``ray_columns`` from ``flipped_ray_columns``; ``distance_m`` is the (H, W) distance along
+    each ray (NaN already replaced by 0).
+    """
+    d = distance_m.reshape(-1).astype(np.float64)
+    return ray_columns * d
 
 
 def project_to_pixels(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
+    """``points`` (3, N): pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
 
     As the reference: ``((x / z) * fx + cx) * (width - 0.5)`` (and likewise for y), each
     step a separate float64 operation, truncated toward zero by an int16 cast (which wraps
     modulo 2**16 for far-off points, the same for every element), then clipped.
     """
-    z = points[:, 2]
+    z = points[2]
     valid = z != 0
     if valid.all():
-        keep = np.arange(points.shape[0])
-        cols = (points[:, 0], points[:, 1], z)
+        keep = np.arange(points.shape[1])
+        cols = (points[0], points[1], z)
     else:
         keep = np.flatnonzero(valid)
-        cols = tuple(np.take(points[:, c], keep) for c in range(3))
+        cols = tuple(np.take(points[c], keep) for c in range(3))
     uv = np.empty((keep.size, 2), dtype=np.int16)
     for col, (f, c, size) in enumerate(((intrinsics["fx"], intrinsics["cx"], width), (intrinsics["fy"], intrinsics["cy"], height))):
         x = cols[col] / cols[2]
@@ -132,26 +141,28 @@ class Reprojection:
     height: int
     width: int
 
+    @cached_property
+    def gather(self) -> np.ndarray:
+        """Per target pixel, its source pixel, or H*W (a zero pixel appended to the source) where none lands."""
+        n = self.height * self.width
+        g = np.full(n, n, dtype=np.intp)
+        g[self.target] = self.source
+        return g
+
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The image resampled onto the pinhole camera; pixels nothing maps to are 0."""
         n = self.height * self.width
-        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
-            # Move 3-byte pixels as one uint32 each: far faster than fancy-indexing rows.
-            packed = np.zeros((n, 4), dtype=np.uint8)
-            packed[:, :3] = image.reshape(n, 3)
-            moved = self.apply(packed.view(np.uint32).reshape(self.height, self.width))
-            return moved.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3].copy()
+        if image.shape[:2] != (self.height, self.width):
+            raise ValueError(f"image {image.shape} does not match the reprojection's {self.height}x{self.width}")
         flat = image.reshape(n, -1)
-        out = np.zeros_like(flat)
-        if flat.shape[1] == 1:
-            out[self.target, 0] = np.take(flat[:, 0], self.source)
-        else:
-            out[self.target] = flat[self.source]
-        return out.reshape(image.shape)
+        padded = np.empty((n + 1, flat.shape[1]), dtype=image.dtype)
+        padded[:n] = flat
+        padded[n] = 0
+        return np.take(padded, self.gather, axis=0).reshape(image.shape)
 
 
 def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
-    """The pinhole resampling of a frame whose camera points (H*W, 3) are ``points``."""
+    """The pinhole resampling of a frame whose camera points (3, H*W) are ``points``."""
     uv, keep = project_to_pixels(points, intrinsics, height, width)
     hits = unique_hits(uv, height, width)
     target = uv[hits, 1].astype(np.int64) * width + uv[hits, 0]

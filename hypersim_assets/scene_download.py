@@ -326,6 +326,20 @@ class _Manifest:
             _write_json_atomic(self.path, snapshot)
 
 
+def manifest_fingerprint(raw_root: Path, scene: str) -> str:
+    """A short hash of the scene's verified members (names, sizes, CRCs): the raw scene's data version.
+
+    Unchanged members give the same fingerprint, whichever run fetched them.
+    """
+    data = _read_json(Path(raw_root) / scene / MANIFEST_NAME) or {}
+    members = data.get("members", {})
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        entry = members[name]
+        digest.update(f"{name}\0{entry.get('size')}\0{entry.get('crc32')}\n".encode())
+    return digest.hexdigest()[:24]
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

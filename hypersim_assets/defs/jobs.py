@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hypersim_assets.defs.partitions import scene_partitions
 
 SCENE_ASSETS = dg.AssetSelection.assets("raw_scene", "converted_scene")
 CATALOG_ASSETS = dg.AssetSelection.assets("hypersim_metadata", "frame_index", "subsample_views")
@@ -16,7 +15,6 @@ RUN_RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FA
 scene_job = dg.define_asset_job(
     "hypersim_scene_job",
     selection=SCENE_ASSETS,
-    partitions_def=scene_partitions,
     tags=RUN_RETRY_TAGS,
     description="Download and convert one scene partition.",
 )

@@ -11,8 +11,17 @@ from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partit
 from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
 from hypersim_assets.http_client import RetryConfig, SourceNotFound
+from hypersim_assets.remote_zip import ZipFormatError
 from hypersim_assets.layout import METADATA_FILES
-from hypersim_assets.scene_download import fetch_file, fetch_scene_members
+from hypersim_assets.scene_download import (
+    DiskFull,
+    FetchProgress,
+    MemberCorrupt,
+    SceneNotFound,
+    fetch_file,
+    fetch_scene,
+    manifest_fingerprint,
+)
 
 GROUP = "hypersim_raw"
 
@@ -92,25 +101,22 @@ def raw_scene(
     tables = md.read_metadata(raw_root)
     if scene not in set(md.public_scenes(tables.splits)):
         raise dg.Failure(f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False)
-    location = source.scene_zip(scene)
+    location = source.unpacked_scene_dir(scene) or source.scene_zip(scene)
     retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
 
-    def progress(done: int, total: int) -> None:
-        context.log.debug(f"{scene}: {done}/{total} members")
+    def progress(p: FetchProgress) -> None:
+        if p.members_done == p.members_total or p.members_done % 50 == 0:
+            context.log.info(f"{scene}: {p.members_done}/{p.members_total} members, {p.bytes_fetched} bytes")
 
     try:
-        report = fetch_scene_members(
-            location,
-            scene,
-            raw_root,
-            download.selection(),
-            workers=download.workers,
-            retry=retry,
-            progress=progress,
-            unpacked_dir=source.unpacked_scene_dir(scene),
+        report = fetch_scene(
+            source, scene, raw_root, download.selection(), workers=download.workers, retry=retry, progress=progress
         )
-    except SourceNotFound as exc:
-        raise dg.Failure(f"scene {scene}: zip not found at {location}: {exc}", allow_retries=False) from exc
+    except (SourceNotFound, SceneNotFound) as exc:
+        raise dg.Failure(f"scene {scene}: not found at {location}: {exc}", allow_retries=False) from exc
+    except (MemberCorrupt, DiskFull, ZipFormatError) as exc:
+        # Not transient: retrying the same bytes or the same full disk only wastes time.
+        raise dg.Failure(f"scene {scene}: {exc}", allow_retries=False) from exc
     saving = 1.0 - report.bytes_selected / report.zip_bytes if report.zip_bytes else 0.0
     context.log.info(
         f"{scene}: fetched {report.members_fetched}, skipped {report.members_skipped} members; "
@@ -140,5 +146,5 @@ def raw_scene(
                 metadata={"members_selected": report.members_selected},
             )
         ],
-        data_version=dg.DataVersion(report.fingerprint),
+        data_version=dg.DataVersion(manifest_fingerprint(raw_root, scene)),
     )

@@ -1,0 +1,139 @@
+"""One frame end to end: files in the reference layout read back with Pillow, JSON as the
+reference writes it, facts, missing input, skipping of finished frames, both variants."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hypersim_assets import depth as D
+from hypersim_assets import labels, normals, poses, reprojection, tonemapping
+from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_frame, marker_path
+from hypersim_assets.hdf5_frames import read_frame_images
+from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths
+from hypersim_assets_tests.frame_scene import METERS_PER_ASSET_UNIT, camera_params, write_scene
+
+H, W = 48, 64
+SCENE = "ai_037_002"
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    return write_scene(tmp_path_factory.mktemp("raw"), frames=2, height=H, width=W)
+
+
+def _read(path):
+    with Image.open(path) as im:
+        im.load()
+        return im.mode, np.asarray(im)
+
+
+def test_converted_frame_files_and_facts(scene_dir, tmp_path):
+    facts = convert_frame(scene_dir, SCENE, "cam_00", 1, "val", "Living room", camera_params(H, W), tmp_path)
+    assert facts.status == "converted" and facts.reason is None and facts.converter_version == CONVERTER_VERSION
+    rels = frame_output_paths("valid", SCENE, "cam_00", 1)
+    modes = {m: _read(tmp_path / rels[m]) for m in ("rgb", "depth", "normal", "semantic_40", "instance")}
+    assert {m: (mode, a.shape, a.dtype.name) for m, (mode, a) in modes.items()} == {
+        "rgb": ("RGB", (H, W, 3), "uint8"),
+        "depth": ("I;16", (H, W), "uint16"),
+        "normal": ("RGB", (H, W, 3), "uint8"),
+        "semantic_40": ("L", (H, W), "uint8"),
+        "instance": ("RGB", (H, W, 3), "uint8"),
+    }
+    # Pixels: each modality recomputed from the raw inputs with the pure functions, then reprojected.
+    img = read_frame_images(scene_dir, SCENE, "cam_00", 1)
+    M = reprojection.m_cam_from_uv(camera_params(H, W))
+    intr = reprojection.pinhole_intrinsics(M)
+    dist, nan = D.distance_without_nan(img.depth_meters)
+    pts = reprojection.camera_points(reprojection.flipped_ray_columns(reprojection.unit_rays(M, H, W)), dist)
+    rep = reprojection.reprojection(pts, intr, H, W)
+    sem = labels.semantic_labels(img.semantic)
+    inst = labels.instance_image(sem, labels.instance_ids(img.semantic_instance))
+    assert np.array_equal(modes["rgb"][1], rep.apply(tonemapping.tonemap(img.color, img.render_entity_id)))
+    assert np.array_equal(modes["depth"][1], rep.apply(D.depth_mm_from_z(pts[2].reshape(H, W))))
+    assert np.array_equal(modes["normal"][1], rep.apply(normals.encode_normals(img.normal_bump_cam)))
+    assert np.array_equal(modes["semantic_40"][1], rep.apply(sem))
+    assert np.array_equal(modes["instance"][1], rep.apply(inst))
+    # Ids above 255 survive in G/B; R is the class.
+    ids = labels.instance_ids_of_image(modes["instance"][1])
+    assert 300 in ids and 260 in ids
+    assert (modes["instance"][1][..., 0] == modes["semantic_40"][1]).all()
+    depth = modes["depth"][1]
+    assert facts.depth_min_mm == depth[depth > 0].min() and facts.depth_max_mm == depth.max()
+    assert facts.nan_pixels == nan + 0 and facts.nan_pixels >= 1
+    assert facts.void_fraction == pytest.approx(np.mean(modes["semantic_40"][1] == 0))
+    assert facts.classes_present == [1, 2, 5]
+    assert facts.instance_count == len(set(np.unique(ids)) - {0})
+    assert facts.rotation_valid is True
+    # JSON: the reference's json.dump(indent=4) text, keys and structure.
+    extr_text = (tmp_path / rels["extrinsics"]).read_text()
+    extr = json.loads(extr_text)
+    assert list(extr) == ["x", "y", "z", "quat_x", "quat_y", "quat_z", "quat_w"]
+    assert extr_text == json.dumps(extr, indent=4)
+    assert (facts.x, facts.quat_w) == (extr["x"], extr["quat_w"])
+    boxes = json.loads((tmp_path / rels["boxes_3d"]).read_text())
+    assert list(boxes) == [str(i) for i in sorted(set(np.unique(ids)) - {0})]
+    orient = json.loads((tmp_path / rels["orientations"]).read_text())
+    assert list(orient) == list(boxes) and all(0 <= v < 2 * np.pi for v in orient.values())
+    assert boxes["300"]["extents"][0] == pytest.approx(float(np.float32(boxes["300"]["extents"][0] / METERS_PER_ASSET_UNIT)) * METERS_PER_ASSET_UNIT)
+    assert (tmp_path / rels["scene_class"]).read_text() == "Living room\n"
+    intr_paths = intrinsics_output_paths("valid", SCENE, "cam_00")
+    assert json.loads((tmp_path / intr_paths["depth_intrinsics"]).read_text()) == intr
+    assert json.loads((tmp_path / intr_paths["rgb_intrinsics"]).read_text()) == {k: intr[k] for k in ("fx", "fy", "cx", "cy")}
+    assert (facts.fx, facts.cy) == (intr["fx"], intr["cy"])
+    assert facts.output_bytes == sum((tmp_path / r).stat().st_size for r in rels.values())
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_invalid_rotation_is_reported_and_converted(scene_dir, tmp_path):
+    facts = convert_frame(scene_dir, SCENE, "cam_00", 0, "train", "Office", camera_params(H, W), tmp_path)
+    assert facts.status == "converted" and facts.rotation_valid is False
+    assert np.isfinite([facts.quat_x, facts.quat_y, facts.quat_z, facts.quat_w]).all()
+
+
+def test_missing_input_writes_nothing_and_reports(scene_dir, tmp_path):
+    facts = convert_frame(scene_dir, SCENE, "cam_00", 9, "train", "Office", camera_params(H, W), tmp_path)
+    assert facts.status == "input_missing" and "ai_037_002/cam_00/0009" in facts.reason
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+    no_pose = write_scene(tmp_path / "raw", frames=1, height=8, width=8)
+    (no_pose / "_detail/cam_00/camera_keyframe_positions.hdf5").unlink()
+    other = convert_frame(no_pose, SCENE, "cam_00", 0, "train", "Office", camera_params(8, 8), tmp_path / "out")
+    assert other.status == "input_missing" and "camera_keyframe_positions" in other.reason
+    assert not (tmp_path / "out").exists()
+
+
+def test_skip_existing_and_reconversion_on_changes(scene_dir, tmp_path):
+    cp = camera_params(H, W)
+    first = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path)
+    rgb = tmp_path / frame_output_paths("train", SCENE, "cam_00", 1)["rgb"]
+    stamp = rgb.stat().st_mtime_ns
+    again = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path)
+    assert again.skipped and again.depth_max_mm == first.depth_max_mm and rgb.stat().st_mtime_ns == stamp
+    # A different compression changes output bytes: the frame is converted again.
+    redo = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast"))
+    assert not redo.skipped
+    # A removed output is noticed.
+    rgb.unlink()
+    assert not convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")).skipped
+    assert rgb.is_file()
+    # A changed input is noticed; a deleted input (raw removed after conversion) is not.
+    src = scene_dir / "images/scene_cam_00_geometry_hdf5/frame.0001.semantic.hdf5"
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    assert not convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")).skipped
+    assert marker_path(tmp_path, SCENE, "cam_00", 1).is_file()
+
+
+def test_no_tilt_shift_variant(scene_dir, tmp_path):
+    facts = convert_frame(scene_dir, SCENE, "cam_00", 1, "test", "Office", camera_params(H, W), tmp_path, ConversionSettings(tilt_shift=False))
+    rels = frame_output_paths("test", SCENE, "cam_00", 1)
+    img = read_frame_images(scene_dir, SCENE, "cam_00", 1)
+    assert np.array_equal(_read(tmp_path / rels["depth"])[1], D.legacy_depth_mm(img.depth_meters))
+    sem = _read(tmp_path / rels["semantic_40"])[1]
+    assert np.array_equal(sem, labels.semantic_labels(img.semantic))  # not reprojected
+    intr = json.loads((tmp_path / intrinsics_output_paths("test", SCENE, "cam_00")["depth_intrinsics"]).read_text())
+    assert intr == reprojection.legacy_intrinsics() and intr["cx"] == 0.5
+    assert facts.fx == intr["fx"]

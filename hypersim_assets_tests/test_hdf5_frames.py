@@ -1,0 +1,50 @@
+"""Reading a frame's inputs: same arrays as h5py, clear errors for missing/corrupt files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from hypersim_assets import hdf5_frames as H
+from hypersim_assets_tests.frame_scene import METERS_PER_ASSET_UNIT, write_scene
+
+
+@pytest.fixture(scope="module")
+def scene_dir(tmp_path_factory):
+    return write_scene(tmp_path_factory.mktemp("raw"), frames=2, height=40, width=50)
+
+
+def test_frame_images_equal_plain_h5py_reads(scene_dir):
+    img = H.read_frame_images(scene_dir, "ai_037_002", "cam_00", 1)
+    with h5py.File(scene_dir / "images/scene_cam_00_final_hdf5/frame.0001.color.hdf5") as f:
+        assert f["dataset"].chunks == (16, 24, 1)  # edge chunks: 40x50 is not a multiple
+        expected = f["dataset"][()]
+    assert img.color.dtype == np.float16 and img.color.shape == (40, 50, 3)
+    assert np.array_equal(img.color.view(np.uint16), expected.view(np.uint16))
+    with h5py.File(scene_dir / "images/scene_cam_00_geometry_hdf5/frame.0001.semantic_instance.hdf5") as f:
+        assert np.array_equal(img.semantic_instance, f["dataset"][()])
+
+
+def test_scene_detail_files(scene_dir):
+    assert H.read_meters_per_asset_unit(scene_dir, "ai_037_002") == METERS_PER_ASSET_UNIT
+    pos, rot = H.read_camera_pose(scene_dir, "ai_037_002", "cam_00", 1)
+    assert pos.shape == (3,) and rot.shape == (3, 3)
+    boxes = H.read_bounding_boxes(scene_dir, "ai_037_002")
+    assert boxes.extents.shape == (320, 3) and boxes.orientations.shape == (320, 3, 3)
+
+
+def test_missing_and_corrupt_inputs_name_scene_camera_frame_and_file(scene_dir, tmp_path):
+    with pytest.raises(H.FrameInputMissing) as err:
+        H.read_frame_images(scene_dir, "ai_037_002", "cam_00", 5)
+    assert "ai_037_002/cam_00/0005" in str(err.value) and "frame.0005.color.hdf5" in str(err.value)
+    with pytest.raises(H.FrameInputCorrupt, match="rows"):
+        H.read_camera_pose(scene_dir, "ai_037_002", "cam_00", 7)
+    bad = write_scene(tmp_path, frames=1, height=8, width=8)
+    (bad / "images/scene_cam_00_geometry_hdf5/frame.0000.semantic.hdf5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(H.FrameInputCorrupt, match="semantic.hdf5"):
+        H.read_frame_images(bad, "ai_037_002", "cam_00", 0)
+    with h5py.File(bad / "images/scene_cam_00_geometry_hdf5/frame.0000.semantic.hdf5", "w") as f:
+        f.create_dataset("other", data=np.zeros((8, 8), np.int16))
+    with pytest.raises(H.FrameInputCorrupt, match="no 'dataset'"):
+        H.read_frame_images(bad, "ai_037_002", "cam_00", 0)

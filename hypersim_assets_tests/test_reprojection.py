@@ -1,0 +1,92 @@
+"""Tilt-shift reprojection: the bincount method keeps exactly the points np.unique keeps,
+and a whole reprojection equals a straightforward per-point implementation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hypersim_assets import reprojection as R
+from hypersim_assets_tests.frame_scene import PLAIN_M, TILT_SHIFT_M, camera_params
+
+
+def _unique_reference(uv: np.ndarray) -> np.ndarray:
+    """The reference's way: np.unique over rows, keep count == 1, return their first indices (sorted)."""
+    _, idx, counts = np.unique(uv, axis=0, return_index=True, return_counts=True)
+    return np.sort(idx[counts == 1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unique_hits_equals_np_unique_on_colliding_points(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 13, 17
+    n = int(rng.integers(50, 400))
+    uv = np.stack([rng.integers(0, w, n), rng.integers(0, h, n)], axis=1).astype(np.int16)
+    assert np.array_equal(R.unique_hits(uv, h, w), _unique_reference(uv))
+
+
+def _straightforward(points_xyz: np.ndarray, images: list[np.ndarray], intr: dict, h: int, w: int) -> list[np.ndarray]:
+    """Per point: project, truncate, clip; a pixel hit by more than one point stays 0."""
+    hits: dict[tuple[int, int], list[int]] = {}
+    for i, (x, y, z) in enumerate(points_xyz):
+        if z == 0:
+            continue
+        u = int(np.int16(((x / z) * intr["fx"] + intr["cx"]) * (w - 0.5)))
+        v = int(np.int16(((y / z) * intr["fy"] + intr["cy"]) * (h - 0.5)))
+        hits.setdefault((min(max(v, 0), h - 1), min(max(u, 0), w - 1)), []).append(i)
+    outs = []
+    for img in images:
+        flat = img.reshape(h * w, -1)
+        out = np.zeros_like(flat)
+        for (v, u), idx in hits.items():
+            if len(idx) == 1:
+                out[v * w + u] = flat[idx[0]]
+        outs.append(out.reshape(img.shape))
+    return outs
+
+
+def test_tilt_shift_reprojection_matches_a_per_point_implementation():
+    h, w = 24, 32
+    cp = camera_params(h, w, tilt_shift=True)
+    M = R.m_cam_from_uv(cp)
+    rng = np.random.default_rng(7)
+    distance = rng.uniform(1.0, 9.0, (h, w)).astype(np.float16)
+    distance[0, :5] = 0  # no geometry
+    # Independent rays: pixel centres in [-1, 1], v up, M @ [u, v, 1], unit length, flip y and z.
+    pts = np.empty((h * w, 3))
+    for r in range(h):
+        for c in range(w):
+            u = -1 + (2 * c + 1) / w
+            v = 1 - (2 * r + 1) / h
+            ray = M @ np.array([u, v, 1.0])
+            ray = ray / np.sqrt(ray @ ray)
+            pts[r * w + c] = ray * float(distance[r, c]) * np.array([1, -1, -1])
+    ours = R.camera_points(R.flipped_ray_columns(R.unit_rays(M, h, w)), distance)
+    np.testing.assert_allclose(ours.T, pts, rtol=1e-12, atol=1e-12)
+    intr = R.pinhole_intrinsics(M)
+    rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    depth = rng.integers(1, 60000, (h, w)).astype(np.uint16)
+    rep = R.reprojection(ours, intr, h, w)
+    expected = _straightforward(ours.T, [rgb, depth], intr, h, w)
+    assert np.array_equal(rep.apply(rgb), expected[0])
+    assert np.array_equal(rep.apply(depth), expected[1])
+    # Tilt-shift moves content: some target pixels are empty, most are filled.
+    filled = np.count_nonzero(rep.apply(depth))
+    assert 0.5 * h * w < filled < h * w
+
+
+def test_intrinsics_from_a_real_tilt_shift_row_and_the_legacy_camera():
+    M = np.array(TILT_SHIFT_M).reshape(3, 3)
+    intr = R.pinhole_intrinsics(M)
+    assert intr["fx"] == pytest.approx(1 / (2 * 0.579607251426182))
+    assert intr["fy"] == pytest.approx(1 / (2 * 0.4346865334657201))
+    assert intr["cx"] == pytest.approx(0.5 + 0.5 * 0.06955286861651404 / 0.579607251426182)
+    assert intr["cy"] == pytest.approx(0.5 + 0.5 * 0.09273312506660672 / 0.4346865334657201)
+    assert (intr["a"], intr["b"]) == (0.001, -1)
+    plain = R.pinhole_intrinsics(np.array(PLAIN_M).reshape(3, 3))
+    assert (plain["cx"], plain["cy"]) == (0.5, 0.5)
+    legacy = R.legacy_intrinsics()
+    f = 1024 / np.tan(np.pi / 6) / 2
+    assert legacy["fx"] == pytest.approx(f / 1024)
+    assert legacy["fy"] == pytest.approx((768 / np.tan(np.pi / 6 * 0.75) / 2) / 768)
+    assert R.rgb_intrinsics(legacy) == {"fx": legacy["fx"], "fy": legacy["fy"], "cx": 0.5, "cy": 0.5}
