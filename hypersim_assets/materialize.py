@@ -31,22 +31,26 @@ class MaterializeError(RuntimeError):
     """A run failed; the message names the step and the reason."""
 
 
-def resource_run_config(source: str | None, data_root: Path | None) -> dict:
-    """Run config that sets the ``hypersim`` resource's source and data root (others keep their defaults)."""
+def resource_run_config(source: str | None, data_root: Path | None, log_level: str = "WARNING") -> dict:
+    """Run config that sets the ``hypersim`` resource's source and data root (others keep their defaults)
+    and the console log level (our own progress lines are printed separately)."""
     config: dict = {}
     if source is not None:
         config["source"] = source
     if data_root is not None:
         config["data_root"] = str(Path(data_root).resolve())
-    return {"resources": {"hypersim": {"config": config}}} if config else {}
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if config:
+        run_config["resources"] = {"hypersim": {"config": config}}
+    return run_config
 
 
 def _metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
-        if mat is None:
+    for event in result.all_events:
+        if not event.is_step_materialization:
             continue
+        mat = event.step_materialization_data.materialization
         key = mat.asset_key.to_user_string()
         if mat.partition:
             key = f"{key}[{mat.partition}]"
@@ -73,6 +77,7 @@ def materialize(
     all_scenes: bool = False,
     echo: Callable[[str], None] = print,
     keep_going: bool = False,
+    log_level: str = "WARNING",
 ) -> MaterializeSummary:
     """Materialise metadata, the named scenes (or all) and then the index and views.
 
@@ -81,7 +86,7 @@ def materialize(
     """
     started = time.monotonic()
     summary = MaterializeSummary()
-    run_config = resource_run_config(source, data_root)
+    run_config = resource_run_config(source, data_root, log_level)
     catalog_job = defs.resolve_job_def("hypersim_catalog_job")
     scene_job = defs.resolve_job_def("hypersim_scene_job")
 
@@ -132,6 +137,9 @@ def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
     if not home:
         home = str(Path(default_home).resolve())
         Path(home).mkdir(parents=True, exist_ok=True)
+        config = Path(home) / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = home
         print(f"[hypersim] DAGSTER_HOME not set; using {home}", file=sys.stderr)
     return dg.DagsterInstance.get()

@@ -73,7 +73,8 @@ def test_killed_run_resumes_to_identical_output(scene_dir, tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if len(list((crashed / STATE_DIR).rglob("*.json"))) >= 3 if (crashed / STATE_DIR).is_dir() else False:
+            markers = list((crashed / STATE_DIR).rglob("*.json")) if (crashed / STATE_DIR).is_dir() else []
+            if len(markers) >= 3:
                 break
             time.sleep(0.02)
         else:
