@@ -173,6 +173,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="only 1 (single core) is supported")
     ap.add_argument("--reference", type=Path, help="checkout of nicr-scene-analysis-datasets")
     ap.add_argument("--reference-python", default=sys.executable)
+    ap.add_argument("--reference-output", type=Path, help="compare with this earlier reference output instead of running it")
     args = ap.parse_args(argv)
     if args.workers != 1:
         ap.error("the benchmark runs on one core: --workers 1")
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     tables = md.read_metadata(raw)
     camera_params = {s: dict(md.camera_parameters_row(tables, s)) for s in {f[0] for f in frames}}
     variant = "no_tilt_shift" if args.no_tilt_shift else "tilt_shift"
-    ours_dir, ref_dir = work / f"ours_{variant}", work / f"ref_{variant}"
+    ours_dir, ref_dir = work / f"ours_{variant}_{args.png_compression}", work / f"ref_{variant}"
     settings = ConversionSettings(tilt_shift=not args.no_tilt_shift, png_compression=args.png_compression, skip_existing=False)
 
     ours = run_ours(raw, ours_dir, frames, settings, camera_params)
@@ -226,7 +227,8 @@ def main(argv=None) -> int:
         print(f"reference: {1000 * ref_s:.1f} ms/frame ({1 / ref_s:.2f} frames/s); failed frames: "
               + "; ".join(f"{'/'.join(map(str, r['frame']))}: {r['error'][:80]}" for r in ref if r["error"]))
         print(f"speed-up (reference time / ours per frame): {ref_s / ours_s:.1f}x")
-        cmp = compare_outputs(ours_dir, ref_dir, frames)
+    if args.reference or args.reference_output:
+        cmp = compare_outputs(ours_dir, args.reference_output or ref_dir, frames)
         tot_o, tot_r = sum(cmp["bytes_ours"].values()), sum(cmp["bytes_ref"].values())
         print("decoded pixels identical: " + ", ".join(f"{m} {v[0]}/{v[1]}" for m, v in cmp["pixels_identical"].items()))
         print(f"JSON max abs diff: {cmp['json_max_abs_diff']:.3g}; JSON text identical {cmp['json_text_identical'][0]}/{cmp['json_text_identical'][1]};"

@@ -329,7 +329,8 @@ def convert_frame(
     except FrameInputMissing as exc:
         facts.status, facts.reason = STATUS_INPUT_MISSING, str(exc)
         return facts
-    except (FrameInputCorrupt, labels.LabelError, IndexError, ValueError) as exc:
+    except Exception as exc:  # corrupt input, labels the reference rejects, ids without a box, ...
+        # One unusable frame must not stop its scene; the reason lands in the facts.
         facts.reason = f"{type(exc).__name__}: {exc}"
         return facts
 

@@ -27,9 +27,9 @@ FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
 class PngCompression(str, enum.Enum):
     """Speed/size trade-off of the PNG writer (filters and levels per image kind: ``PROFILES``).
 
-    ``default`` keeps a frame's PNG bytes within about 7 % of the reference's OpenCV level-9
-    files at roughly a twentieth of the time; ``fast`` halves the encode time again for about
-    30 % more bytes; ``small`` beats the reference's sizes and is slower than ``default``.
+    ``default`` keeps a frame's PNG bytes within about 3 % of the reference's OpenCV level-9
+    files at about a twentieth of the time; ``fast`` is about twice as fast again for about
+    25 % more bytes; ``small`` is smaller than the reference's files and slower than ``default``.
     """
 
     FAST = "fast"
@@ -51,33 +51,44 @@ class PngCompression(str, enum.Enum):
 # (16-bit) changes slowly along rows, label images are flat regions.
 IMAGE_KINDS: tuple[str, ...] = ("photo", "depth", "normal", "label", "label_rgb")
 
-# (candidate filters, zlib-ng level) per compression and image kind; with several
-# candidates the smallest stream is kept. Chosen by measuring 768x1024 frames against the
-# reference's OpenCV level-9 sizes (see benchmarks/bench_conversion.py). zlib-ng's level 1
-# is a much weaker strategy, hence no level below 4.
+# (filters, zlib-ng level) per compression and image kind. One filter: every row uses it.
+# Several: each row takes the one whose output bytes, read as signed, have the smallest
+# absolute sum (libpng's heuristic). Chosen by measuring 768x1024 frames against the
+# reference's OpenCV level-9 sizes (benchmarks/bench_conversion.py); zlib-ng's level 1 is
+# a much weaker strategy, hence no level below 4.
 PROFILES: dict[PngCompression, dict[str, tuple[tuple[int, ...], int]]] = {
     PngCompression.FAST: {
         "photo": ((FILTER_UP,), 4),
         "depth": ((FILTER_SUB,), 4),
         "normal": ((FILTER_UP,), 4),
-        "label": ((FILTER_NONE,), 6),
+        "label": ((FILTER_NONE, FILTER_UP), 6),
         "label_rgb": ((FILTER_UP,), 6),
     },
     PngCompression.DEFAULT: {
-        "photo": ((FILTER_UP,), 6),
+        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP), 6),
         "depth": ((FILTER_SUB,), 6),
         "normal": ((FILTER_NONE,), 6),
-        "label": ((FILTER_NONE,), 9),
+        "label": ((FILTER_NONE, FILTER_UP), 9),
         "label_rgb": ((FILTER_UP,), 9),
     },
     PngCompression.SMALL: {
-        "photo": ((FILTER_UP, FILTER_PAETH), 8),
+        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_PAETH), 8),
         "depth": ((FILTER_SUB,), 8),
         "normal": ((FILTER_NONE,), 8),
         "label": ((FILTER_NONE, FILTER_UP), 9),
         "label_rgb": ((FILTER_UP, FILTER_PAETH), 9),
     },
 }
+
+
+def _filtered(raw: np.ndarray, bpp: int, filters: tuple[int, ...]) -> np.ndarray:
+    """Rows filtered with ``filters[0]``, or per row with the best of several (see PROFILES)."""
+    if len(filters) == 1:
+        return _filter_rows(raw, bpp, filters[0])
+    stack = np.stack([_filter_rows(raw, bpp, f) for f in filters])
+    cost = np.abs(stack[:, :, 1:].view(np.int8).astype(np.int16)).sum(axis=2, dtype=np.int64)
+    best = cost.argmin(axis=0)
+    return stack[best, np.arange(raw.shape[0])]
 
 
 def default_kind(image: np.ndarray) -> str:
@@ -161,15 +172,11 @@ def encode_png(
     kind = kind or default_kind(image)
     if kind not in IMAGE_KINDS:
         raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
-    candidates, profile_level = PROFILES[comp][kind]
+    filters, profile_level = PROFILES[comp][kind]
     if filter_type is not None:
-        candidates = (filter_type,)
+        filters = (filter_type,)
     level = profile_level if level is None else level
-    idat = None
-    for f in candidates:
-        data = zlib_ng.compress(_filter_rows(raw, bpp, f).tobytes(), level)
-        if idat is None or len(data) < len(idat):
-            idat = data
+    idat = zlib_ng.compress(_filtered(raw, bpp, filters).tobytes(), level)
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
     return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
 

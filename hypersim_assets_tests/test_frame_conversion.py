@@ -137,3 +137,17 @@ def test_no_tilt_shift_variant(scene_dir, tmp_path):
     intr = json.loads((tmp_path / intrinsics_output_paths("test", SCENE, "cam_00")["depth_intrinsics"]).read_text())
     assert intr == reprojection.legacy_intrinsics() and intr["cx"] == 0.5
     assert facts.fx == intr["fx"]
+
+
+def test_corrupt_or_rejected_input_fails_the_frame_and_writes_nothing(tmp_path):
+    sd = write_scene(tmp_path / "raw", frames=2, height=8, width=8)
+    (sd / "images/scene_cam_00_geometry_hdf5/frame.0000.depth_meters.hdf5").write_bytes(b"\x00" * 64)
+    facts = convert_frame(sd, SCENE, "cam_00", 0, "train", "Office", camera_params(8, 8), tmp_path / "out")
+    assert facts.status == "failed" and "FrameInputCorrupt" in facts.reason and "depth_meters.hdf5" in facts.reason
+    import h5py
+
+    with h5py.File(sd / "images/scene_cam_00_geometry_hdf5/frame.0001.semantic.hdf5", "w") as f:
+        f.create_dataset("dataset", data=np.zeros((8, 8), np.int16))  # 0 never occurs upstream
+    facts = convert_frame(sd, SCENE, "cam_00", 1, "train", "Office", camera_params(8, 8), tmp_path / "out")
+    assert facts.status == "failed" and "LabelError" in facts.reason
+    assert not (tmp_path / "out").exists()
