@@ -143,7 +143,7 @@ def raw_scene(
             dg.AssetCheckResult(
                 check_name="members_verified",
                 passed=report.members_fetched + report.members_skipped == report.members_selected,
-                metadata={"members_selected": report.members_selected},
+                metadata={"scene": scene, "members_selected": report.members_selected},
             )
         ],
         data_version=dg.DataVersion(manifest_fingerprint(raw_root, scene)),
