@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> Path:
+def _write_atomic(path: Path, write: Callable[[str], None], fsync: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its 0600 mode would carry over to the finished file; 0666 minus umask as open() gives.
@@ -20,8 +20,9 @@ def _write_atomic(path: Path, write: Callable[[str], None]) -> Path:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if fsync:  # also survive a power cut, not only a crashed process
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -30,14 +31,14 @@ def _write_atomic(path: Path, write: Callable[[str], None]) -> Path:
     return path
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> Path:
+def write_bytes_atomic(data: bytes, path: Path, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically; returns ``path``."""
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
 
-    return _write_atomic(path, write)
+    return _write_atomic(path, write, fsync)
 
 
 def write_text_atomic(text: str, path: Path) -> Path:

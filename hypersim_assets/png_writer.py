@@ -9,14 +9,14 @@ standard decoder reads our files to the same pixels as the reference's OpenCV PN
 from __future__ import annotations
 
 import enum
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from zlib_ng import zlib_ng
+
+from hypersim_assets.atomic_files import write_bytes_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -182,26 +182,12 @@ def encode_png(
 
 
 def write_bytes_atomically(data: bytes, path: Path, fsync: bool = False) -> int:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``; returns the byte count.
+    """Write ``data`` to ``path`` atomically (``atomic_files``); returns the byte count.
 
-    The temp file is named ``.<name>.<random>.tmp`` so a clean-up can find leftovers of a
-    killed writer. ``fsync`` also flushes the file to disk before the rename (survives power
-    loss, not only process crashes).
+    ``fsync`` also flushes the file to disk before the rename (survives power loss,
+    not only process crashes).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(data, path, fsync=fsync)
     return len(data)
 
 

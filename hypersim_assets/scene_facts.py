@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from hypersim_assets.atomic_files import write_parquet_atomic
 from hypersim_assets.frame_facts import (
     FACTS_SCHEMA,
     STATUS_CONVERTED,
@@ -39,16 +38,7 @@ def facts_table(facts: Iterable[Any]) -> pa.Table:
 
 def write_scene_facts(data_root: Path, scene: str, facts: Iterable[Any]) -> Path:
     """Write a scene's facts atomically (temp file renamed into place); returns the path."""
-    path = facts_path(data_root, scene)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(facts_table(facts), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_parquet_atomic(facts_table(facts), facts_path(data_root, scene))
 
 
 def facts_fingerprint(table: pa.Table) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from hypersim_assets import layout
+from hypersim_assets.atomic_files import write_bytes_atomic
 from hypersim_assets.synthetic_previews import encode_jpeg, encode_png
 from hypersim_assets.synthetic_scene import (
     Room,
@@ -242,16 +243,7 @@ def _m_cam_from_uv(fields: dict[str, str]) -> np.ndarray:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(data, path)
 
 
 def _csv_bytes(columns: tuple[str, ...] | list[str], rows: list[list[object]]) -> bytes:

@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import heapq
 import struct
-import zlib
 
 import numpy as np
-from zlib_ng import zlib_ng
+from hypersim_assets import png_writer
 
 
 def encode_png(image: np.ndarray, level: int = 6) -> bytes:
     """PNG bytes of a uint8 image, (H, W) gray or (H, W, 3) RGB; rows use the Sub filter."""
-    img = np.ascontiguousarray(image, dtype=np.uint8)
-    if img.ndim == 2:
-        color_type, channels = 0, 1
-    elif img.ndim == 3 and img.shape[2] == 3:
-        color_type, channels = 2, 3
-    else:
-        raise ValueError(f"PNG needs an (H, W) or (H, W, 3) uint8 image, got shape {img.shape}")
-    h, w = img.shape[:2]
-    rows = img.reshape(h, w * channels)
-    sub = rows.copy()
-    sub[:, channels:] = rows[:, channels:] - rows[:, :-channels]  # uint8 wraps modulo 256, as PNG wants
-    raw = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1).tobytes()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib_ng.compress(raw, level)) + chunk(b"IEND", b"")
+    return png_writer.encode_png(np.ascontiguousarray(image, dtype=np.uint8), filter_type=png_writer.FILTER_SUB, level=level)
 
 
 _LUMA_Q = np.array(

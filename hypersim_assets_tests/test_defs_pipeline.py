@@ -7,7 +7,6 @@ importing the reference)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import numpy as np

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from hypersim_assets import depth as D
-from hypersim_assets import labels, normals, poses, reprojection, tonemapping
+from hypersim_assets import labels, normals, reprojection, tonemapping
 from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_frame, marker_path
 from hypersim_assets.hdf5_frames import read_frame_images
 from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths
