@@ -1,0 +1,58 @@
+"""Upstream member names, the member selection, and the reference's output paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypersim_assets.layout import MemberSelection, frame_member, frame_output_paths, split_dir_name
+
+SCENE = "ai_001_002"
+
+
+def _names() -> list[str]:
+    names = [f"{SCENE}/", f"{SCENE}/_detail/metadata_scene.csv", f"{SCENE}/_detail/metadata_nodes.csv",
+             f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5",
+             f"{SCENE}/_detail/cam_00/camera_keyframe_look_at_positions.hdf5",
+             f"{SCENE}/_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_extents.hdf5",
+             f"{SCENE}/_detail/mesh/mesh_objects_si.hdf5",
+             f"{SCENE}/images/scene_cam_00_final_preview/frame.0000.color.jpg"]
+    for kind in ("color", "diffuse_illumination", "residual"):
+        names.append(frame_member(SCENE, "cam_00", 0, "final", kind))
+    for kind in ("depth_meters", "position", "normal_bump_cam", "normal_cam", "semantic", "semantic_instance",
+                 "render_entity_id", "tex_coord"):
+        names.append(frame_member(SCENE, "cam_00", 0, "geometry", kind))
+    return names
+
+
+def test_conversion_selection_is_exactly_what_the_converter_reads():
+    picked = set(MemberSelection().select(SCENE, _names()))
+    assert picked == {
+        f"{SCENE}/_detail/metadata_scene.csv",
+        f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5",
+        f"{SCENE}/_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_extents.hdf5",
+        f"{SCENE}/images/scene_cam_00_final_hdf5/frame.0000.color.hdf5",
+        *(f"{SCENE}/images/scene_cam_00_geometry_hdf5/frame.0000.{k}.hdf5"
+          for k in ("depth_meters", "normal_bump_cam", "semantic", "semantic_instance", "render_entity_id")),
+    }
+
+
+def test_all_and_glob_selection_and_foreign_members():
+    names = _names() + ["ai_009_009/_detail/metadata_scene.csv"]
+    assert set(MemberSelection("all").select(SCENE, names)) == {n for n in _names() if not n.endswith("/")}
+    globbed = MemberSelection("globs", ("images/*_preview/*",)).select(SCENE, names)
+    assert globbed == [f"{SCENE}/images/scene_cam_00_final_preview/frame.0000.color.jpg"]
+    with pytest.raises(ValueError):
+        MemberSelection("globs")
+    with pytest.raises(ValueError):
+        MemberSelection("everything")
+
+
+def test_reference_output_paths_and_split_names():
+    paths = frame_output_paths(split_dir_name("val"), SCENE, "cam_01", 7)
+    assert paths["depth"] == f"valid/depth/{SCENE}/cam_01/0007.png"
+    assert paths["semantic_40"] == f"valid/semantic_40/{SCENE}/cam_01/0007.png"
+    assert paths["boxes_3d"] == f"valid/boxes_3d/{SCENE}/cam_01/0007.json"
+    assert paths["scene_class"] == f"valid/scene_class/{SCENE}/cam_01/0007.txt"
+    assert len(paths) == 9
+    with pytest.raises(ValueError):
+        split_dir_name("validation")
