@@ -61,6 +61,7 @@ def test_converted_scene_reports_counts_and_warns_on_the_missing_frame(pipeline)
     assert 0.0 <= meta["mean_void_fraction"] < 1.0
     assert any("not a valid rotation" in w for w in meta["warnings"])  # frame 0 of that scene, by construction
     assert mat.tags["dagster/code_version"] == CONVERTER_VERSION
+    assert meta["preview"].count("data:image/png;base64,") == 3
 
     warn = _check_evals(instance, "converted_scene", "frames_converted")
     # Checks emitted by a partitioned asset carry no partition in Dagster 1.13: ours name the scene.

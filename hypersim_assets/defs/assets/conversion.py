@@ -11,12 +11,27 @@ from hypersim_assets.defs.assets.raw import raw_scene
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.policies import TRANSIENT_RETRY
 from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
-from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings
+from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_arrays
+from hypersim_assets.frame_facts import STATUS_CONVERTED
+from hypersim_assets.previews import frame_preview_markdown
 from hypersim_assets.scene_conversion import convert_scene
 from hypersim_assets.scene_download import delete_scene_raw
 from hypersim_assets.scene_facts import summarize_scene_facts, write_scene_facts
 
 GROUP = "hypersim_dataset"
+
+
+def _preview(scene_dir, scene: str, facts, camera_params, tilt_shift: bool) -> str:
+    """Markdown previews of the scene's first converted frame (re-converted in memory from the raw files)."""
+    for fact in facts:
+        if fact.status == STATUS_CONVERTED:
+            try:
+                frame = convert_arrays(scene_dir, scene, fact.camera, fact.frame_id, camera_params, tilt_shift)
+            except Exception as exc:  # a preview must never fail a materialisation
+                return f"no preview: {type(exc).__name__}: {exc}"
+            title = f"{scene} {fact.camera} frame {fact.frame_id:04d}"
+            return frame_preview_markdown(title, frame.rgb, frame.depth_mm, frame.semantic)
+    return "no converted frame to preview"
 
 
 @dg.asset(
@@ -68,6 +83,7 @@ def converted_scene(
         f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
         f"in {seconds:.1f} s"
     )
+    preview = _preview(raw_root / scene, scene, facts, md.camera_parameters_row(tables, scene), conversion.tilt_shift)
     if download.delete_raw_after_conversion and summary["failed"] == 0:
         delete_scene_raw(raw_root, scene)
         context.log.info(f"{scene}: raw files deleted (delete_raw_after_conversion)")
@@ -85,7 +101,8 @@ def converted_scene(
             "warnings": dg.MetadataValue.json(summary["warnings"]),
             "converter_version": CONVERTER_VERSION,
             "facts": dg.MetadataValue.path(str(facts_file)),
-            "preview": dg.MetadataValue.md(summary["preview_markdown"]),
+            "frame_counts": dg.MetadataValue.md(summary["preview_markdown"]),
+            "preview": dg.MetadataValue.md(preview),
         },
         check_results=[
             dg.AssetCheckResult(
