@@ -1,0 +1,59 @@
+"""The ``dask`` resource: whether a scene's frames are converted on a Dask cluster
+(a running scheduler, or a local cluster started per run) instead of the run's own
+process pool. Unconfigured, it changes nothing."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from hypersim_assets.dask_execution import DaskConfig, dask_executor
+
+ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"
+
+
+class DaskResource(dg.ConfigurableResource):
+    """Where frame conversions run: a Dask scheduler, a local Dask cluster, or (default) the run's own processes."""
+
+    scheduler_address: str | None = Field(
+        default=None,
+        description="A running Dask scheduler, tcp://host:port (every worker must see the data root at the same path). "
+        f"Unset: env {ENV_DASK_SCHEDULER}, else no scheduler.",
+    )
+    local_cluster_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Without a scheduler address: start a local Dask cluster of this many single-threaded "
+        "worker processes for each run; 0 = no Dask.",
+    )
+    connect_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the scheduler (or the local workers) before the run fails."
+    )
+
+    def config(self) -> DaskConfig:
+        """The resolved settings (scheduler address from the environment when unset)."""
+        address = self.scheduler_address or os.environ.get(ENV_DASK_SCHEDULER) or None
+        return DaskConfig(
+            scheduler_address=address,
+            local_cluster_workers=self.local_cluster_workers,
+            connect_timeout_s=self.connect_timeout_s,
+        )
+
+    def enabled(self) -> bool:
+        """True when frames go to Dask."""
+        return self.config().enabled
+
+    @contextlib.contextmanager
+    def executor(self) -> Iterator[cf.Executor | None]:
+        """A Dask-backed executor for ``convert_scene(executor=...)``, or None when Dask is not configured."""
+        config = self.config()
+        if not config.enabled:
+            yield None
+            return
+        with dask_executor(config) as executor:
+            yield executor
