@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from hypersim_assets.defs.assets import catalog, conversion, raw
+from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.jobs import catalog_job, scene_job
 from hypersim_assets.defs.resources import CatalogResource, ConversionResource, DownloadResource, HypersimResource
 from hypersim_assets.defs.schedules import scene_backfill_schedule
@@ -24,6 +25,7 @@ def build_definitions() -> dg.Definitions:
             "download": DownloadResource(),
             "conversion": ConversionResource(),
             "catalog": CatalogResource(),
+            "dask": DaskResource(),
         },
     )
 

@@ -196,7 +196,7 @@ def test_unconfigured_resource_yields_no_executor(monkeypatch):
     with DaskResource().executor() as executor:
         assert executor is None
     monkeypatch.setenv(ENV_DASK_SCHEDULER, "tcp://127.0.0.1:8786")
-    assert DaskResource().enabled() and DaskResource().config().scheduler_address == "tcp://127.0.0.1:8786"
+    assert DaskResource().enabled() and DaskResource().dask_config().scheduler_address == "tcp://127.0.0.1:8786"
 
 
 def test_unreachable_scheduler_fails_within_the_timeout():

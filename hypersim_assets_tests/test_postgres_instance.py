@@ -146,6 +146,7 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
     import dagster as dg
 
     from hypersim_assets.definitions import defs
+    from hypersim_assets.defs.policies import DOWNLOAD_POOL
     from hypersim_assets.materialize import resource_run_config
     from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
 
@@ -175,6 +176,12 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
         assert meta.success
         scenes = sorted(instance.get_dynamic_partitions("hypersim_scenes"))
         assert scenes == sorted(mirror.scenes)
+
+        # The documented setup step (deploy/README.md): pin the download pool's limit before
+        # runs race to create it (dagster-postgres 0.29.27 fails the losers, dagster issue #33552).
+        subprocess.run([str(Path(sys.executable).parent / "dagster"), "instance", "concurrency", "set", DOWNLOAD_POOL, "2"], env={**os.environ, **env},
+                       cwd=tmp_path, check=True, capture_output=True, timeout=60)
+        assert instance.event_log_storage.get_concurrency_info(DOWNLOAD_POOL).slot_count == 2
 
         # The backfill: one process per partition, all started at once.
         procs = {

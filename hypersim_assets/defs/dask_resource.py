@@ -35,7 +35,7 @@ class DaskResource(dg.ConfigurableResource):
         default=30.0, gt=0, description="Seconds to wait for the scheduler (or the local workers) before the run fails."
     )
 
-    def config(self) -> DaskConfig:
+    def dask_config(self) -> DaskConfig:
         """The resolved settings (scheduler address from the environment when unset)."""
         address = self.scheduler_address or os.environ.get(ENV_DASK_SCHEDULER) or None
         return DaskConfig(
@@ -46,12 +46,12 @@ class DaskResource(dg.ConfigurableResource):
 
     def enabled(self) -> bool:
         """True when frames go to Dask."""
-        return self.config().enabled
+        return self.dask_config().enabled
 
     @contextlib.contextmanager
     def executor(self) -> Iterator[cf.Executor | None]:
         """A Dask-backed executor for ``convert_scene(executor=...)``, or None when Dask is not configured."""
-        config = self.config()
+        config = self.dask_config()
         if not config.enabled:
             yield None
             return

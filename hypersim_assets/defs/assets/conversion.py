@@ -8,6 +8,7 @@ import dagster as dg
 
 from hypersim_assets import metadata as md
 from hypersim_assets.defs.assets.raw import raw_scene
+from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.policies import TRANSIENT_RETRY
 from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
@@ -53,6 +54,7 @@ def converted_scene(
     hypersim: HypersimResource,
     conversion: ConversionResource,
     download: DownloadResource,
+    dask: DaskResource,
 ) -> dg.MaterializeResult:
     """One scene's frames as PNG/JSON/TXT in the reference converter's layout, with per-frame facts for the index."""
     scene = context.partition_key
@@ -67,15 +69,20 @@ def converted_scene(
         skip_existing=not conversion.force,
     )
     started = time.monotonic()
-    facts = convert_scene(
-        raw_root / scene,
-        scene,
-        frames,
-        md.camera_parameters_row(tables, scene),
-        hypersim.dataset_root(),
-        settings,
-        workers=conversion.worker_count(),
-    )
+    with dask.executor() as executor:
+        if executor is not None:
+            where = dask.dask_config().scheduler_address or "a local cluster"
+            context.log.info(f"{scene}: converting {len(frames)} frames on Dask ({where})")
+        facts = convert_scene(
+            raw_root / scene,
+            scene,
+            frames,
+            md.camera_parameters_row(tables, scene),
+            hypersim.dataset_root(),
+            settings,
+            workers=conversion.worker_count(),
+            executor=executor,
+        )
     seconds = time.monotonic() - started
     facts_file = write_scene_facts(hypersim.root(), scene, facts)
     summary = summarize_scene_facts(facts, frames, hypersim.dataset_root())
