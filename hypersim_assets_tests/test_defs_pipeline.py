@@ -188,3 +188,30 @@ def test_disk_policy_deletes_raw_files_after_a_successful_conversion(pipeline, t
     assert not (data / "raw" / scene).exists()
     assert any((data / "dataset").glob(f"*/rgb/{scene}/*/*.png"))
     assert (data / "raw" / "metadata_images_split_scene_v1.csv").is_file()
+
+
+def test_changed_converter_code_marks_converted_scenes_stale(pipeline):
+    """What the UI shows: with the code version we ran, a scene is fresh; with other
+    converter code (another code version on the same asset key), it is stale."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from hypersim_assets.defs.assets.raw import hypersim_metadata, raw_scene
+    from hypersim_assets.defs.partitions import scene_partitions
+
+    instance = pipeline["instance"]
+    scene = pipeline["mirror"].scenes[0]
+    key = dg.AssetKey("converted_scene")
+
+    def status(definitions: dg.Definitions) -> StaleStatus:
+        resolver = CachingStaleStatusResolver(instance, definitions.resolve_asset_graph(), LoadingContextForTest(instance))
+        return resolver.get_status(key, scene)
+
+    assert status(defs) == StaleStatus.FRESH
+
+    @dg.asset(key=key, deps=[raw_scene], partitions_def=scene_partitions, code_version=CONVERTER_VERSION + "-changed")
+    def changed() -> None:
+        """The conversion asset as it would be with other converter code."""
+
+    changed_defs = dg.Definitions(assets=[hypersim_metadata, raw_scene, changed], resources=defs.resources)
+    assert status(changed_defs) == StaleStatus.STALE
