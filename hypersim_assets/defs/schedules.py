@@ -2,7 +2,6 @@
 partitions that are missing, failed, or stale (converted by other converter
 code), never for ones already queued or running."""
 
-
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 

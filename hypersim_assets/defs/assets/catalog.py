@@ -2,7 +2,6 @@
 the subsample views with the reference's text lists. Both refresh by declarative
 automation after scene partitions materialise."""
 
-
 import time
 
 import dagster as dg
@@ -58,7 +57,7 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
             "path": dg.MetadataValue.path(str(path)),
             "rows": len(df),
             "dagster/row_count": len(df),
-            "counts_by_split_and_status": dg.MetadataValue.md(counts.to_markdown() if hasattr(counts, "to_markdown") else str(counts)),
+            "counts_by_split_and_status": dg.MetadataValue.md(counts.to_markdown()),
             "status_counts": dg.MetadataValue.json({k: int(v) for k, v in df["status"].value_counts().items()}),
             "seconds": round(time.monotonic() - started, 3),
         },

@@ -1,7 +1,6 @@
 """The per-scene conversion asset: every included frame of a scene written in the
 reference converter's layout, plus the scene's per-frame facts for the index."""
 
-
 import time
 
 import dagster as dg

@@ -1,7 +1,6 @@
 """Raw data assets: the three metadata CSVs (which define the scene partitions)
 and the per-scene selective download of the zip members a conversion reads."""
 
-
 import time
 
 import dagster as dg
