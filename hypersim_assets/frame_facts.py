@@ -23,6 +23,11 @@ STATUS_PENDING = "pending"  # used by the index only, for frames with no facts y
 STATUS_EXCLUDED = "excluded"
 STATUSES: tuple[str, ...] = (STATUS_PENDING, STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED, STATUS_EXCLUDED)
 
+# Intrinsics (fx, fy, cx, cy, normalised) and extrinsics (position in metres, quaternion),
+# float64 in both the facts and the frame index.
+CAMERA_COLUMNS: tuple[str, ...] = ("fx", "fy", "cx", "cy", "x", "y", "z", "quat_x", "quat_y", "quat_z", "quat_w")
+CAMERA_FIELDS: list[tuple[str, pa.DataType]] = [(name, pa.float64()) for name in CAMERA_COLUMNS]
+
 FACTS_SCHEMA = pa.schema(
     [
         ("scene", pa.string()),
@@ -39,17 +44,9 @@ FACTS_SCHEMA = pa.schema(
         ("instance_count", pa.int32()),       # distinct non-void instance ids in the instance PNG
         ("classes_present", pa.list_(pa.uint8())),  # semantic classes (1..40) present, sorted
         ("output_bytes", pa.int64()),         # bytes of every file written for the frame
-        ("fx", pa.float64()),
-        ("fy", pa.float64()),
-        ("cx", pa.float64()),
-        ("cy", pa.float64()),
-        ("x", pa.float64()),
-        ("y", pa.float64()),
-        ("z", pa.float64()),
-        ("quat_x", pa.float64()),
-        ("quat_y", pa.float64()),
-        ("quat_z", pa.float64()),
-        ("quat_w", pa.float64()),
+    ]
+    + CAMERA_FIELDS
+    + [
         ("converter_version", pa.string()),
     ]
 )

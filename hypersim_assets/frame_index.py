@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from hypersim_assets.atomic_files import write_parquet_atomic
 from hypersim_assets.blacklist import blacklist_reason
 from hypersim_assets.frame_facts import (
+    CAMERA_FIELDS,
     FACTS_DIR,
     FACTS_SCHEMA,
     STATUS_EXCLUDED,
@@ -91,17 +92,9 @@ INDEX_SCHEMA = pa.schema(
     + [
         ("width_px", pa.uint16()),
         ("height_px", pa.uint16()),
-        ("fx", pa.float64()),
-        ("fy", pa.float64()),
-        ("cx", pa.float64()),
-        ("cy", pa.float64()),
-        ("x", pa.float64()),
-        ("y", pa.float64()),
-        ("z", pa.float64()),
-        ("quat_x", pa.float64()),
-        ("quat_y", pa.float64()),
-        ("quat_z", pa.float64()),
-        ("quat_w", pa.float64()),
+    ]
+    + CAMERA_FIELDS
+    + [
         ("rotation_valid", pa.bool_()),
         ("nan_pixels", pa.uint32()),
         ("void_fraction", pa.float32()),

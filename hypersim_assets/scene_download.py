@@ -340,6 +340,27 @@ def manifest_fingerprint(raw_root: Path, scene: str) -> str:
     return digest.hexdigest()[:24]
 
 
+@contextlib.contextmanager
+def _saved_manifest(scene_dir: Path, scene: str) -> Iterator["_Manifest"]:
+    """The scene's manifest, saved when the block ends, also when it fails: what was
+    verified is kept, but a failing save (e.g. the disk is full) never hides the cause."""
+    manifest = _Manifest(scene_dir / MANIFEST_NAME, scene)
+    try:
+        yield manifest
+    except BaseException:
+        with contextlib.suppress(OSError):
+            manifest.save(force=True)
+        raise
+    manifest.save(force=True)
+
+
+def _finish(report: FetchReport, started: float) -> FetchReport:
+    """Fill in the report's wall time and throughput."""
+    report.seconds = time.monotonic() - started
+    report.throughput = report.bytes_fetched / report.seconds if report.seconds > 0 else 0.0
+    return report
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -669,8 +690,11 @@ def fetch_scene_members(
     report = FetchReport(scene=scene)
     stats = TransferStats()
     scene_dir = raw_root / scene
-    with scene_lock(scene_dir, lock_timeout_s), HttpClient(retry, stats, on_retry) as client:
-        manifest = _Manifest(scene_dir / MANIFEST_NAME, scene)
+    with (
+        scene_lock(scene_dir, lock_timeout_s),
+        HttpClient(retry, stats, on_retry) as client,
+        _saved_manifest(scene_dir, scene) as manifest,
+    ):
         file_bytes = 0  # bytes read by local-file readers of finished attempts
         reader: ByteRangeReader | None = None
 
@@ -712,19 +736,10 @@ def fetch_scene_members(
                     file_bytes += getattr(reader, "bytes_read", 0)
                     reader = None
                 break
-        except BaseException:
-            # Keep what was verified, but never let a failing save (e.g. the disk is full) hide the cause.
-            with contextlib.suppress(OSError):
-                manifest.save(force=True)
-            raise
-        else:
-            manifest.save(force=True)
         finally:
             report.bytes_fetched = transferred()
             report.retries = stats.retries
-    report.seconds = time.monotonic() - started
-    report.throughput = report.bytes_fetched / report.seconds if report.seconds > 0 else 0.0
-    return report
+    return _finish(report, started)
 
 
 def fetch_scene(
@@ -762,48 +777,38 @@ def _copy_unpacked(
     report.members_selected = len(chosen)
     report.bytes_selected = sum(p.stat().st_size for p, _ in chosen)
     scene_dir = raw_root / scene
-    with scene_lock(scene_dir, lock_timeout_s):
-        manifest = _Manifest(scene_dir / MANIFEST_NAME, scene)
+    with scene_lock(scene_dir, lock_timeout_s), _saved_manifest(scene_dir, scene) as manifest:
         manifest.set_archive(str(src_dir), 0, None)
-        try:
-            for index, (src, name) in enumerate(chosen, 1):
-                dest = _member_path(raw_root, scene, name)
-                size = src.stat().st_size
-                entry = {"size": size, "crc32": None, "compressed_size": size, "verified": "size"}
-                if dest.exists() and (dest.samefile(src) or (manifest.entry(name) == entry and dest.stat().st_size == size)):
-                    report.members_skipped += 1
-                    manifest.record(name, entry, dest)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(dest.name + PART_SUFFIX)
-                _unlink(tmp)
-                try:
-                    try:
-                        os.link(src, tmp)
-                    except OSError:
-                        shutil.copyfile(src, tmp)
-                        report.bytes_fetched += size
-                    if tmp.stat().st_size != size:
-                        raise DownloadError(f"scene {scene}: copy of {src} has {tmp.stat().st_size} bytes, expected {size}")
-                    os.replace(tmp, dest)
-                except OSError as exc:
-                    _unlink(tmp)
-                    if exc.errno in _DISK_FULL_ERRNOS:
-                        raise DiskFull(tmp, _free_bytes(tmp.parent), exc) from exc
-                    raise
+        for index, (src, name) in enumerate(chosen, 1):
+            dest = _member_path(raw_root, scene, name)
+            size = src.stat().st_size
+            entry = {"size": size, "crc32": None, "compressed_size": size, "verified": "size"}
+            if dest.exists() and (dest.samefile(src) or (manifest.entry(name) == entry and dest.stat().st_size == size)):
+                report.members_skipped += 1
                 manifest.record(name, entry, dest)
-                report.members_fetched += 1
-                if progress is not None:
-                    progress(FetchProgress(scene, name, index, len(chosen), report.bytes_fetched))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                manifest.save(force=True)
-            raise
-        else:
-            manifest.save(force=True)
-    report.seconds = time.monotonic() - started
-    report.throughput = report.bytes_fetched / report.seconds if report.seconds > 0 else 0.0
-    return report
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + PART_SUFFIX)
+            _unlink(tmp)
+            try:
+                try:
+                    os.link(src, tmp)
+                except OSError:
+                    shutil.copyfile(src, tmp)
+                    report.bytes_fetched += size
+                if tmp.stat().st_size != size:
+                    raise DownloadError(f"scene {scene}: copy of {src} has {tmp.stat().st_size} bytes, expected {size}")
+                os.replace(tmp, dest)
+            except OSError as exc:
+                _unlink(tmp)
+                if exc.errno in _DISK_FULL_ERRNOS:
+                    raise DiskFull(tmp, _free_bytes(tmp.parent), exc) from exc
+                raise
+            manifest.record(name, entry, dest)
+            report.members_fetched += 1
+            if progress is not None:
+                progress(FetchProgress(scene, name, index, len(chosen), report.bytes_fetched))
+    return _finish(report, started)
 
 
 # -- disk policy ---------------------------------------------------------------------------------------
