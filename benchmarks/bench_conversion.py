@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hypersim_assets import metadata as md
-from hypersim_assets.frame_conversion import ConversionSettings, convert_arrays, encode_outputs, convert_frame
-from hypersim_assets.layout import PNG_MODALITIES, frame_output_paths, intrinsics_output_paths, split_dir_name
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.common.layout import PNG_MODALITIES, frame_output_paths, intrinsics_output_paths, split_dir_name
+from hypersim_assets.convert.frame_conversion import ConversionSettings, convert_arrays, convert_frame, encode_outputs
 
 # Runs inside the reference's Python: times process_one_sample and its stages per frame.
-_REFERENCE_RUNNER = r'''
+_REFERENCE_RUNNER = r"""
 import json, sys, time, types
 src, raw, out, frames_json, tilt = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 pkg = types.ModuleType("nicr_scene_analysis_datasets")
@@ -72,7 +72,7 @@ for scene, cam, fid, split, scene_class in json.loads(frames_json):
         err = f"{type(e).__name__}: {e}"
     results.append({"frame": [scene, cam, fid], "seconds": time.perf_counter() - t, "stages": dict(stages), "error": err})
 print("RESULTS " + json.dumps(results))
-'''
+"""
 
 
 def _frames(raw: Path) -> list[tuple[str, str, int, str, str]]:
@@ -107,7 +107,6 @@ def run_ours(raw: Path, out: Path, frames, settings: ConversionSettings, camera_
     end_to_end = []
     for scene, cam, fid, split, scene_class in frames:
         try:
-            t0 = time.perf_counter()
             frame = convert_arrays(raw / scene, scene, cam, fid, camera_params[scene], settings.tilt_shift)
             t1 = time.perf_counter()
             encode_outputs(frame, scene_class, settings.png_compression)
@@ -125,8 +124,14 @@ def run_ours(raw: Path, out: Path, frames, settings: ConversionSettings, camera_
 
 def compare_outputs(ours: Path, ref: Path, frames) -> dict:
     """Decoded-pixel identity per modality, JSON max abs diff, text equality, and byte totals."""
-    report = {"pixels_identical": defaultdict(lambda: [0, 0]), "json_max_abs_diff": 0.0, "json_text_identical": [0, 0],
-              "bytes_ours": defaultdict(int), "bytes_ref": defaultdict(int), "other_identical": [0, 0]}
+    report = {
+        "pixels_identical": defaultdict(lambda: [0, 0]),
+        "json_max_abs_diff": 0.0,
+        "json_text_identical": [0, 0],
+        "bytes_ours": defaultdict(int),
+        "bytes_ref": defaultdict(int),
+        "other_identical": [0, 0],
+    }
     for scene, cam, fid, split, _ in frames:
         sd = split_dir_name(split)
         rels = frame_output_paths(sd, scene, cam, fid)
@@ -152,7 +157,9 @@ def compare_outputs(ours: Path, ref: Path, frames) -> dict:
                 report["other_identical"][1] += 1
         for rel in intrinsics_output_paths(sd, scene, cam).values():
             ta, tb = (ours / rel).read_text(), (ref / rel).read_text()
-            report["json_max_abs_diff"] = max(report["json_max_abs_diff"], _json_max_diff(json.loads(ta), json.loads(tb)))
+            report["json_max_abs_diff"] = max(
+                report["json_max_abs_diff"], _json_max_diff(json.loads(ta), json.loads(tb))
+            )
             report["json_text_identical"][0] += int(ta == tb)
             report["json_text_identical"][1] += 1
     return report
@@ -173,7 +180,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="only 1 (single core) is supported")
     ap.add_argument("--reference", type=Path, help="checkout of nicr-scene-analysis-datasets")
     ap.add_argument("--reference-python", default=sys.executable)
-    ap.add_argument("--reference-output", type=Path, help="compare with this earlier reference output instead of running it")
+    ap.add_argument(
+        "--reference-output", type=Path, help="compare with this earlier reference output instead of running it"
+    )
     args = ap.parse_args(argv)
     if args.workers != 1:
         ap.error("the benchmark runs on one core: --workers 1")
@@ -181,12 +190,14 @@ def main(argv=None) -> int:
     work = args.work
     raw = args.raw
     if raw is None:
-        from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+        from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
         raw = work / "raw"
         if not (raw / "metadata_images_split_scene_v1.csv").exists():
             mirror = work / "mirror"
-            write_synthetic_mirror(mirror, MirrorSpec(args.scenes, args.cameras, args.frames, args.height, args.width, args.seed))
+            write_synthetic_mirror(
+                mirror, MirrorSpec(args.scenes, args.cameras, args.frames, args.height, args.width, args.seed)
+            )
             raw.mkdir(parents=True, exist_ok=True)
             for z in sorted((mirror / "scenes").glob("*.zip")):
                 with zipfile.ZipFile(z) as zf:
@@ -198,43 +209,66 @@ def main(argv=None) -> int:
     camera_params = {s: dict(md.camera_parameters_row(tables, s)) for s in {f[0] for f in frames}}
     variant = "no_tilt_shift" if args.no_tilt_shift else "tilt_shift"
     ours_dir, ref_dir = work / f"ours_{variant}_{args.png_compression}", work / f"ref_{variant}"
-    settings = ConversionSettings(tilt_shift=not args.no_tilt_shift, png_compression=args.png_compression, skip_existing=False)
+    settings = ConversionSettings(
+        tilt_shift=not args.no_tilt_shift, png_compression=args.png_compression, skip_existing=False
+    )
 
     ours = run_ours(raw, ours_dir, frames, settings, camera_params)
     ok = [f for f in ours["frames"] if f["status"] == "converted"]
     n = len(ok)
     ours_s = sum(f["seconds"] for f in ok) / max(n, 1)
     print(f"frames: {len(frames)} included, {n} converted ({variant}, png {settings.png_compression.value})")
-    print("ours, per-stage ms/frame: " + ", ".join(f"{k} {1000 * v / max(n, 1):.1f}" for k, v in ours["stages"].items()))
+    print(
+        "ours, per-stage ms/frame: " + ", ".join(f"{k} {1000 * v / max(n, 1):.1f}" for k, v in ours["stages"].items())
+    )
     print(f"ours: {1000 * ours_s:.1f} ms/frame end to end ({1 / ours_s:.2f} frames/s)")
 
     if args.reference:
-        cmd = [args.reference_python, "-c", _REFERENCE_RUNNER, str(args.reference / "src"), str(raw), str(ref_dir),
-               json.dumps([list(f) for f in frames]), "0" if args.no_tilt_shift else "1"]
+        cmd = [
+            args.reference_python,
+            "-c",
+            _REFERENCE_RUNNER,
+            str(args.reference / "src"),
+            str(raw),
+            str(ref_dir),
+            json.dumps([list(f) for f in frames]),
+            "0" if args.no_tilt_shift else "1",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULTS ")), None)
         if line is None:
             print(proc.stdout[-2000:], proc.stderr[-4000:])
             return 1
-        ref = json.loads(line[len("RESULTS "):])
+        ref = json.loads(line[len("RESULTS ") :])
         ref_ok = [r for r in ref if r["error"] is None]
         ref_s = sum(r["seconds"] for r in ref_ok) / max(len(ref_ok), 1)
         stages: dict[str, float] = defaultdict(float)
         for r in ref_ok:
             for k, v in r["stages"].items():
                 stages[k] += v
-        print("reference, per-stage ms/frame: " + ", ".join(f"{k} {1000 * v / max(len(ref_ok), 1):.1f}" for k, v in stages.items()))
-        print(f"reference: {1000 * ref_s:.1f} ms/frame ({1 / ref_s:.2f} frames/s); failed frames: "
-              + "; ".join(f"{'/'.join(map(str, r['frame']))}: {r['error'][:80]}" for r in ref if r["error"]))
+        print(
+            "reference, per-stage ms/frame: "
+            + ", ".join(f"{k} {1000 * v / max(len(ref_ok), 1):.1f}" for k, v in stages.items())
+        )
+        print(
+            f"reference: {1000 * ref_s:.1f} ms/frame ({1 / ref_s:.2f} frames/s); failed frames: "
+            + "; ".join(f"{'/'.join(map(str, r['frame']))}: {r['error'][:80]}" for r in ref if r["error"])
+        )
         print(f"speed-up (reference time / ours per frame): {ref_s / ours_s:.1f}x")
     if args.reference or args.reference_output:
         cmp = compare_outputs(ours_dir, args.reference_output or ref_dir, frames)
         tot_o, tot_r = sum(cmp["bytes_ours"].values()), sum(cmp["bytes_ref"].values())
-        print("decoded pixels identical: " + ", ".join(f"{m} {v[0]}/{v[1]}" for m, v in cmp["pixels_identical"].items()))
-        print(f"JSON max abs diff: {cmp['json_max_abs_diff']:.3g}; JSON text identical {cmp['json_text_identical'][0]}/{cmp['json_text_identical'][1]};"
-              f" scene_class identical {cmp['other_identical'][0]}/{cmp['other_identical'][1]}")
-        print("bytes ours/ref per modality: " + ", ".join(
-            f"{m} {cmp['bytes_ours'][m] / max(cmp['bytes_ref'][m], 1):.3f}" for m in cmp["bytes_ref"]))
+        print(
+            "decoded pixels identical: " + ", ".join(f"{m} {v[0]}/{v[1]}" for m, v in cmp["pixels_identical"].items())
+        )
+        print(
+            f"JSON max abs diff: {cmp['json_max_abs_diff']:.3g}; JSON text identical {cmp['json_text_identical'][0]}/{cmp['json_text_identical'][1]};"
+            f" scene_class identical {cmp['other_identical'][0]}/{cmp['other_identical'][1]}"
+        )
+        print(
+            "bytes ours/ref per modality: "
+            + ", ".join(f"{m} {cmp['bytes_ours'][m] / max(cmp['bytes_ref'][m], 1):.3f}" for m in cmp["bytes_ref"])
+        )
         print(f"output bytes ratio (ours / reference): {tot_o / max(tot_r, 1):.3f} ({tot_o} / {tot_r})")
     return 0
 

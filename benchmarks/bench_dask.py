@@ -17,13 +17,13 @@ import time
 import zipfile
 from pathlib import Path
 
-from hypersim_assets import metadata as md
-from hypersim_assets.dask_execution import DaskConfig, dask_executor
-from hypersim_assets.frame_conversion import ConversionSettings
-from hypersim_assets.frame_facts import STATUS_CONVERTED
-from hypersim_assets.layout import METADATA_FILES
-from hypersim_assets.scene_conversion import convert_scene
-from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED
+from hypersim_assets.common.layout import METADATA_FILES
+from hypersim_assets.convert.dask_execution import DaskConfig, dask_executor
+from hypersim_assets.convert.frame_conversion import ConversionSettings
+from hypersim_assets.convert.scene_conversion import convert_scene
+from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
 
 def prepare(work: Path, frames: int, height: int, width: int) -> tuple[Path, str]:
@@ -50,7 +50,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--frames", type=int, default=12, help="frames of the synthetic trajectory (one is planted missing)")
+    parser.add_argument(
+        "--frames", type=int, default=12, help="frames of the synthetic trajectory (one is planted missing)"
+    )
     parser.add_argument("--height", type=int, default=768)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=2, help="processes of the local pool and of the Dask cluster")
@@ -78,13 +80,18 @@ def main() -> None:
             times.append(time.monotonic() - t0)
         converted = sum(f.status == STATUS_CONVERTED for f in facts)
         best, median = min(times), sorted(times)[len(times) // 2]
-        print(f"{label:<28} {converted:3d} frames: best {best:6.2f} s = {converted / best:5.2f} frames/s, "
-              f"median {median:6.2f} s = {converted / median:5.2f} frames/s ({args.repeat} runs)")
+        print(
+            f"{label:<28} {converted:3d} frames: best {best:6.2f} s = {converted / best:5.2f} frames/s, "
+            f"median {median:6.2f} s = {converted / median:5.2f} frames/s ({args.repeat} runs)"
+        )
         return out
 
     outputs = [run("1 process", workers=1), run(f"{args.workers} local processes", workers=args.workers)]
-    config = DaskConfig(scheduler_address=args.scheduler, local_cluster_workers=0 if args.scheduler else args.workers,
-                        connect_timeout_s=60)
+    config = DaskConfig(
+        scheduler_address=args.scheduler,
+        local_cluster_workers=0 if args.scheduler else args.workers,
+        connect_timeout_s=60,
+    )
     t0 = time.monotonic()
     with dask_executor(config) as executor:
         where = args.scheduler or f"LocalCluster({args.workers} workers x 1 thread)"

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import zipfile
 import time
+import zipfile
 from pathlib import Path
 
-from hypersim_assets import mirror_server
-from hypersim_assets.http_client import HttpClient
-from hypersim_assets.layout import MemberSelection
-from hypersim_assets.mirror_server import Faults, MirrorServer
-from hypersim_assets.scene_download import fetch_scene_members
-from hypersim_assets.source import Location
-from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.common.layout import MemberSelection
+from hypersim_assets.download.http_client import HttpClient
+from hypersim_assets.download.scene_download import fetch_scene_members
+from hypersim_assets.download.source import Location
+from hypersim_assets.synthetic import mirror_server
+from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 
 MB = 1e6
 
@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, help="reuse (or create) a synthetic mirror in this folder")
     parser.add_argument("--server-nodelay", action="store_true", help="TCP_NODELAY on the loopback server's sockets")
     parser.add_argument(
-        "--chunk-delay-ms", type=float, default=0.0,
+        "--chunk-delay-ms",
+        type=float,
+        default=0.0,
         help="server sleeps this long before each 64 KiB it sends: a per-connection bandwidth cap for both ways",
     )
     args = parser.parse_args()
@@ -73,21 +75,31 @@ def main() -> None:
                 for name in MemberSelection().select(scene, zf.namelist()):
                     zf.extract(name, Path(tmp) / "extracted")
             extract_s = time.monotonic() - started
-            report = fetch_scene_members(Location(url=url), scene, Path(tmp) / "raw", MemberSelection(), workers=args.workers)
+            report = fetch_scene_members(
+                Location(url=url), scene, Path(tmp) / "raw", MemberSelection(), workers=args.workers
+            )
 
     if args.chunk_delay_ms:
         cap = 64 * 1024 / (args.chunk_delay_ms / 1000.0) / MB
         print(f"server capped at about {cap:.1f} MB/s per connection ({args.chunk_delay_ms} ms per 64 KiB)")
-    print(f"scene {scene}: zip {report.zip_bytes / MB:.1f} MB, {report.members_selected} members selected "
-          f"({report.bytes_selected / MB:.1f} MB compressed)")
-    print(f"bytes fetched / zip bytes: {report.bytes_fetched / report.zip_bytes:.3f} "
-          f"({report.bytes_fetched / MB:.2f} MB of {report.zip_bytes / MB:.2f} MB)")
+    print(
+        f"scene {scene}: zip {report.zip_bytes / MB:.1f} MB, {report.members_selected} members selected "
+        f"({report.bytes_selected / MB:.1f} MB compressed)"
+    )
+    print(
+        f"bytes fetched / zip bytes: {report.bytes_fetched / report.zip_bytes:.3f} "
+        f"({report.bytes_fetched / MB:.2f} MB of {report.zip_bytes / MB:.2f} MB)"
+    )
     print(f"full download:   {full_s:7.3f} s  {full_bytes / full_s / MB:8.1f} MB/s")
-    print(f"selective fetch: {report.seconds:7.3f} s  {report.throughput / MB:8.1f} MB/s (network bytes), "
-          f"{report.bytes_selected / report.seconds / MB:.1f} MB/s of selected members, workers={args.workers}")
+    print(
+        f"selective fetch: {report.seconds:7.3f} s  {report.throughput / MB:8.1f} MB/s (network bytes), "
+        f"{report.bytes_selected / report.seconds / MB:.1f} MB/s of selected members, workers={args.workers}"
+    )
     print(f"full + extract:  {full_s + extract_s:7.3f} s  (zipfile extraction of the selection took {extract_s:.3f} s)")
-    print(f"selective/full: time {report.seconds / full_s:.2f}x, throughput {report.throughput * full_s / full_bytes:.2f}x; "
-          f"selective/(full + extract): time {report.seconds / (full_s + extract_s):.2f}x")
+    print(
+        f"selective/full: time {report.seconds / full_s:.2f}x, throughput {report.throughput * full_s / full_bytes:.2f}x; "
+        f"selective/(full + extract): time {report.seconds / (full_s + extract_s):.2f}x"
+    )
 
 
 if __name__ == "__main__":

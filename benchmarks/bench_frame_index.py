@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hypersim_assets import metadata as md
-from hypersim_assets.blacklist import blacklist_reason
-from hypersim_assets.frame_facts import FACTS_SCHEMA, STATUS_CONVERTED, STATUS_EXCLUDED, STATUS_PENDING
-from hypersim_assets.frame_index import INDEX_SCHEMA, PATH_COLUMNS, build_frame_index, write_parquet_atomic
-from hypersim_assets.layout import SPLIT_DIR_NAMES, frame_output_paths, frame_stem, intrinsics_output_paths
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.blacklist import blacklist_reason
+from hypersim_assets.catalog.frame_index import INDEX_SCHEMA, PATH_COLUMNS, build_frame_index, write_parquet_atomic
+from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_CONVERTED, STATUS_EXCLUDED, STATUS_PENDING
+from hypersim_assets.common.layout import SPLIT_DIR_NAMES, frame_output_paths, frame_stem, intrinsics_output_paths
 
 DEFAULT_METADATA = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference" / "metadata"
 
@@ -31,7 +31,9 @@ def synthetic_facts(splits: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     inc = splits[splits["included_in_public_release"]]
     n = len(inc)
     rng = np.random.default_rng(seed)
-    classes = [np.sort(rng.choice(np.arange(1, 41, dtype=np.uint8), size=k, replace=False)) for k in rng.integers(1, 20, n)]
+    classes = [
+        np.sort(rng.choice(np.arange(1, 41, dtype=np.uint8), size=k, replace=False)) for k in rng.integers(1, 20, n)
+    ]
     data = {
         "scene": inc["scene_name"].to_numpy(dtype=object),
         "camera": inc["camera_name"].to_numpy(dtype=object),
@@ -59,7 +61,11 @@ def naive_build(tables: md.MetadataTables, facts: pd.DataFrame) -> pa.Table:
     classes = {(s, c): k for s, c, k in tables.scene_classes.itertuples(index=False)}
     fact_rows = {(r["scene"], r["camera"], int(r["frame_id"])): r for r in facts.to_dict("records")}
     size = tables.camera_params if tables.camera_params is not None else None
-    value_columns = [n for n in FACTS_SCHEMA.names if n in INDEX_SCHEMA.names and n not in ("scene", "camera", "frame_id", "status", "reason")]
+    value_columns = [
+        n
+        for n in FACTS_SCHEMA.names
+        if n in INDEX_SCHEMA.names and n not in ("scene", "camera", "frame_id", "status", "reason")
+    ]
     rows = []
     for i, r in enumerate(tables.splits.to_dict("records")):
         scene, camera, frame = r["scene_name"], r["camera_name"], int(r["frame_id"])
@@ -69,11 +75,20 @@ def naive_build(tables: md.MetadataTables, facts: pd.DataFrame) -> pa.Table:
         exclude_reason = r["exclude_reason"] if isinstance(r["exclude_reason"], str) else None
         bl = blacklist_reason(scene, camera)
         row = {
-            "metadata_row": i, "scene": scene, "camera": camera, "frame_id": frame, "split": split,
-            "scene_class": classes.get((scene, camera)), "included_in_public_release": included,
-            "exclude_reason": exclude_reason, "blacklisted": bl is not None, "blacklist_reason": bl,
+            "metadata_row": i,
+            "scene": scene,
+            "camera": camera,
+            "frame_id": frame,
+            "split": split,
+            "scene_class": classes.get((scene, camera)),
+            "included_in_public_release": included,
+            "exclude_reason": exclude_reason,
+            "blacklisted": bl is not None,
+            "blacklist_reason": bl,
             "status": STATUS_EXCLUDED if not included else (fact["status"] if fact else STATUS_PENDING),
-            "reason": exclude_reason if not included else (fact["reason"] if fact and isinstance(fact["reason"], str) else None),
+            "reason": exclude_reason
+            if not included
+            else (fact["reason"] if fact and isinstance(fact["reason"], str) else None),
             "stem": frame_stem(scene, camera, frame),
         }
         paths = {}

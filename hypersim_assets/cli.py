@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypersim_assets.source import ENV_DATA_ROOT, ENV_SOURCE, data_root_from_env
+from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE, data_root_from_env
 
 DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 1024, "seed": 0}
 
@@ -25,18 +25,23 @@ def _add_spec_args(p: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 def _spec(args: argparse.Namespace):
-    from hypersim_assets.synthetic_mirror import MirrorSpec
+    from hypersim_assets.synthetic.mirror import MirrorSpec
 
     for name in ("scenes", "cameras", "frames", "height", "width"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be at least 1")
     return MirrorSpec(
-        scenes=args.scenes, cameras=args.cameras, frames=args.frames, height=args.height, width=args.width, seed=args.seed
+        scenes=args.scenes,
+        cameras=args.cameras,
+        frames=args.frames,
+        height=args.height,
+        width=args.width,
+        seed=args.seed,
     )
 
 
 def cmd_synth_mirror(args: argparse.Namespace) -> int:
-    from hypersim_assets.synthetic_mirror import write_synthetic_mirror
+    from hypersim_assets.synthetic.mirror import write_synthetic_mirror
 
     started = time.monotonic()
     summary = write_synthetic_mirror(Path(args.dir), _spec(args), workers=args.workers)
@@ -49,7 +54,7 @@ def cmd_synth_mirror(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hypersim_assets.mirror_server import MirrorServer
+    from hypersim_assets.synthetic.mirror_server import MirrorServer
 
     with MirrorServer(Path(args.dir), host=args.host, port=args.port) as server:
         print(f"serving {args.dir} at {server.url} (Ctrl-C stops)", flush=True)
@@ -73,8 +78,8 @@ def _dir_bytes(path: Path) -> tuple[int, int]:
 def _print_summary(summary, data_root: Path) -> None:
     import pandas as pd
 
-    from hypersim_assets.frame_index import INDEX_FILE
-    from hypersim_assets.layout import dataset_dir
+    from hypersim_assets.catalog.frame_index import INDEX_FILE
+    from hypersim_assets.common.layout import dataset_dir
 
     dataset = dataset_dir(data_root)
     index = pd.read_parquet(dataset / INDEX_FILE)
@@ -83,8 +88,15 @@ def _print_summary(summary, data_root: Path) -> None:
     raw_files, raw_size = _dir_bytes(data_root / "raw")
     print()
     print(f"dataset:  {dataset}")
-    print(f"index:    {dataset / INDEX_FILE}  ({len(index)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())) + ")")
-    print(f"scenes:   {len(summary.scenes)} converted" + (f", {len(summary.failed_scenes)} failed" if summary.failed_scenes else ""))
+    print(
+        f"index:    {dataset / INDEX_FILE}  ({len(index)} rows: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(status.items()))
+        + ")"
+    )
+    print(
+        f"scenes:   {len(summary.scenes)} converted"
+        + (f", {len(summary.failed_scenes)} failed" if summary.failed_scenes else "")
+    )
     print(f"frames:   {int(status.get('converted', 0))} converted")
     print(f"bytes:    {size / 2**20:.1f} MiB in {files} files (raw: {raw_size / 2**20:.1f} MiB in {raw_files} files)")
     print(f"seconds:  {summary.seconds:.1f}")
@@ -93,8 +105,8 @@ def _print_summary(summary, data_root: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, instance_from_env_or, materialize
-    from hypersim_assets.mirror_server import MirrorServer
-    from hypersim_assets.synthetic_mirror import write_synthetic_mirror
+    from hypersim_assets.synthetic.mirror import write_synthetic_mirror
+    from hypersim_assets.synthetic.mirror_server import MirrorServer
 
     started = time.monotonic()
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="hypersim-demo-"))
@@ -103,7 +115,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_root = root / "data"
     print(f"[hypersim] demo in {root}")
     spec = _spec(args)
-    print(f"[hypersim] writing a synthetic mirror ({spec.scenes} scenes x {spec.cameras} cameras x {spec.frames} frames, {spec.width}x{spec.height}) ...")
+    print(
+        f"[hypersim] writing a synthetic mirror ({spec.scenes} scenes x {spec.cameras} cameras x {spec.frames} frames, {spec.width}x{spec.height}) ..."
+    )
     write_synthetic_mirror(mirror, spec, workers=os.cpu_count() or 1)
     instance_home = Path(os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="hypersim-dagster-home-"))
     try:
@@ -116,7 +130,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     summary.seconds = time.monotonic() - started
     _print_summary(summary, data_root)
-    print(f"DAGSTER_HOME: {os.environ.get('DAGSTER_HOME')}   (open the UI: DAGSTER_HOME=... dagster dev -w workspace.yaml)")
+    print(
+        f"DAGSTER_HOME: {os.environ.get('DAGSTER_HOME')}   (open the UI: DAGSTER_HOME=... dagster dev -w workspace.yaml)"
+    )
     return 0
 
 
@@ -129,7 +145,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     try:
         with instance_from_env_or(data_root / ".dagster_home") as instance:
             summary = materialize(
-                defs, instance, source=source, data_root=data_root, scenes=args.scene or (), all_scenes=args.all_scenes,
+                defs,
+                instance,
+                source=source,
+                data_root=data_root,
+                scenes=args.scene or (),
+                all_scenes=args.all_scenes,
                 keep_going=args.keep_going,
             )
     except MaterializeError as exc:

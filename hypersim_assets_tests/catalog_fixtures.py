@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hypersim_assets.frame_facts import FACTS_SCHEMA, STATUS_CONVERTED
-from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
-from hypersim_assets.metadata import MetadataTables
+from hypersim_assets.catalog.metadata import MetadataTables
+from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_CONVERTED
+from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
 REAL_METADATA = REFERENCE / "metadata"
@@ -70,7 +70,10 @@ def write_metadata_csvs(folder: Path) -> Path:
         traj.append(f"{scene}_{camera},{scene}@scene_{camera}_geometry,{cls},")
     (folder / "metadata_camera_trajectories.csv").write_text("\n".join(traj) + "\n")
     m = [f"M_cam_from_uv_{r}{c}" for r in range(3) for c in range(3)]
-    cam = ["scene_name,settings_output_img_height,settings_output_img_width,settings_units_info_meters_scale," + ",".join(m)]
+    cam = [
+        "scene_name,settings_output_img_height,settings_output_img_width,settings_units_info_meters_scale,"
+        + ",".join(m)
+    ]
     for scene in sorted({t[0] for t in TRAJECTORIES}):
         cam.append(f"{scene},768.0,1024.0,0.0254,0.577,0.0,0.0,0.0,0.433,0.0,0.0,0.0,-1.0")
     (folder / "metadata_camera_parameters.csv").write_text("\n".join(cam) + "\n")
@@ -78,7 +81,7 @@ def write_metadata_csvs(folder: Path) -> Path:
 
 
 def synthetic_tables(tmp_path: Path) -> MetadataTables:
-    from hypersim_assets.metadata import read_metadata
+    from hypersim_assets.catalog.metadata import read_metadata
 
     return read_metadata(write_metadata_csvs(tmp_path / "raw"))
 
@@ -91,10 +94,27 @@ def facts_frame(frames: list[tuple[str, str, int]], status: str = STATUS_CONVERT
         row.update(scene=scene, camera=camera, frame_id=frame, status=status)
         if status == STATUS_CONVERTED:
             row.update(
-                rotation_valid=True, nan_pixels=0, void_fraction=0.25, depth_min_mm=500, depth_max_mm=9000,
-                depth_mean_mm=2500.0, instance_count=12, classes_present=[1, 2, 5], output_bytes=1_500_000,
-                fx=0.86, fy=1.15, cx=0.5, cy=0.5, x=1.0, y=2.0, z=1.5,
-                quat_x=0.0, quat_y=0.0, quat_z=0.0, quat_w=1.0, converter_version="test-1",
+                rotation_valid=True,
+                nan_pixels=0,
+                void_fraction=0.25,
+                depth_min_mm=500,
+                depth_max_mm=9000,
+                depth_mean_mm=2500.0,
+                instance_count=12,
+                classes_present=[1, 2, 5],
+                output_bytes=1_500_000,
+                fx=0.86,
+                fy=1.15,
+                cx=0.5,
+                cy=0.5,
+                x=1.0,
+                y=2.0,
+                z=1.5,
+                quat_x=0.0,
+                quat_y=0.0,
+                quat_z=0.0,
+                quat_w=1.0,
+                converter_version="test-1",
             )
         else:
             row["reason"] = "missing member"

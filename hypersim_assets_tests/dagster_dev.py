@@ -20,13 +20,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml  # PyYAML, a dependency of dagster
-from hypersim_assets.mirror_server import MirrorServer
-from hypersim_assets.synthetic_mirror import MirrorSpec, MirrorSummary, write_synthetic_mirror
+
+from hypersim_assets.synthetic.mirror import MirrorSpec, MirrorSummary, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror_server import MirrorServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCATION_NAME = "hypersim_assets"  # workspace.yaml's location_name
@@ -100,8 +102,9 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None, timeo
     return payload["data"]
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float, interval_s: float = 1.0,
-              dev: DagsterDev | None = None) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout_s: float, interval_s: float = 1.0, dev: DagsterDev | None = None
+) -> Any:
     """Call ``check`` until it returns something other than ``None`` or ``False`` (returned), or ``timeout_s``
     passes (``DagsterDevError``)."""
     deadline = time.monotonic() + timeout_s
@@ -129,8 +132,12 @@ def _server_answers(url: str) -> bool:
 def _location_loaded(url: str) -> bool:
     """The code location finished loading without error."""
     try:
-        data = graphql(url, """{ workspaceOrError { __typename ... on Workspace {
-            locationEntries { name loadStatus locationOrLoadError { __typename } } } } }""", timeout_s=10)
+        data = graphql(
+            url,
+            """{ workspaceOrError { __typename ... on Workspace {
+            locationEntries { name loadStatus locationOrLoadError { __typename } } } } }""",
+            timeout_s=10,
+        )
     except (DagsterDevError, OSError):
         return False
     entries = data["workspaceOrError"].get("locationEntries", [])
@@ -159,8 +166,9 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_dagster_dev(workdir: Path, spec: MirrorSpec = TINY_MIRROR,
-                        startup_timeout_s: float = 120.0) -> Iterator[DagsterDev]:
+def running_dagster_dev(
+    workdir: Path, spec: MirrorSpec = TINY_MIRROR, startup_timeout_s: float = 120.0
+) -> Iterator[DagsterDev]:
     """Write a synthetic mirror under ``workdir``, serve it on loopback, and run ``dagster dev`` on it.
 
     The instance lives in ``workdir/dagster_home`` (the repo's ``dagster.yaml``, telemetry off), the
@@ -180,32 +188,49 @@ def running_dagster_dev(workdir: Path, spec: MirrorSpec = TINY_MIRROR,
 
     with MirrorServer(workdir / "mirror") as server:
         env = dict(os.environ)
-        env.update({
-            "DAGSTER_HOME": str(home),
-            "HYPERSIM_SOURCE": server.url,
-            "HYPERSIM_DATA_ROOT": str(data_root),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DAGSTER_HOME": str(home),
+                "HYPERSIM_SOURCE": server.url,
+                "HYPERSIM_DATA_ROOT": str(data_root),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [str(dagster_executable()), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         dev = DagsterDev(url=url, home=home, data_root=data_root, mirror=mirror, log_path=log_path, proc=proc)
         try:
-            wait_for("the webserver to answer /server_info", lambda: _server_answers(url),
-                     startup_timeout_s, interval_s=0.5, dev=dev)
-            wait_for(f"code location {LOCATION_NAME} to load", lambda: _location_loaded(url),
-                     startup_timeout_s, interval_s=0.5, dev=dev)
+            wait_for(
+                "the webserver to answer /server_info",
+                lambda: _server_answers(url),
+                startup_timeout_s,
+                interval_s=0.5,
+                dev=dev,
+            )
+            wait_for(
+                f"code location {LOCATION_NAME} to load",
+                lambda: _location_loaded(url),
+                startup_timeout_s,
+                interval_s=0.5,
+                dev=dev,
+            )
             yield dev
         finally:
             _stop_group(proc)
 
 
 # --- GraphQL operations used by the tests -----------------------------------------------------------
+
 
 def _asset_key(name: str) -> dict:
     return {"path": [name]}
@@ -219,11 +244,18 @@ def launch_asset_run(dev: DagsterDev, job: str, assets: list[str]) -> str:
             __typename ... on LaunchRunSuccess { run { runId } }
             ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } }
             ... on InvalidSubsetError { message } } }""",
-        {"p": {
-            "selector": {"repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME,
-                         "jobName": job, "assetSelection": [_asset_key(a) for a in assets]},
-            "runConfigData": {}, "mode": "default",
-        }},
+        {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": LOCATION_NAME,
+                    "repositoryName": REPOSITORY_NAME,
+                    "jobName": job,
+                    "assetSelection": [_asset_key(a) for a in assets],
+                },
+                "runConfigData": {},
+                "mode": "default",
+            }
+        },
     )["launchPipelineExecution"]
     if data["__typename"] != "LaunchRunSuccess":
         raise dev.fail(f"launching {job} {assets} failed: {data}")
@@ -232,8 +264,9 @@ def launch_asset_run(dev: DagsterDev, job: str, assets: list[str]) -> str:
 
 def run_status(dev: DagsterDev, run_id: str) -> str:
     """The run's status (``QUEUED``, ``STARTED``, ``SUCCESS``, ``FAILURE``, ...)."""
-    data = dev.graphql("query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }",
-                       {"id": run_id})["runOrError"]
+    data = dev.graphql(
+        "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }", {"id": run_id}
+    )["runOrError"]
     if data["__typename"] != "Run":
         raise dev.fail(f"run {run_id}: {data}")
     return data["status"]
@@ -241,8 +274,9 @@ def run_status(dev: DagsterDev, run_id: str) -> str:
 
 def wait_for_run(dev: DagsterDev, run_id: str, timeout_s: float) -> str:
     """Wait until the run finishes; raise unless it succeeded. Returns ``SUCCESS``."""
-    status = wait_for(f"run {run_id} to finish", lambda: (s := run_status(dev, run_id)) in RUN_DONE and s,
-                      timeout_s, dev=dev)
+    status = wait_for(
+        f"run {run_id} to finish", lambda: (s := run_status(dev, run_id)) in RUN_DONE and s, timeout_s, dev=dev
+    )
     if status != "SUCCESS":
         raise dev.fail(f"run {run_id} ended {status}")
     return status
@@ -305,8 +339,9 @@ def dynamic_partitions(dev: DagsterDev, asset: str) -> list[str]:
     return sorted(data["partitionKeys"])
 
 
-def launch_partition_backfill(dev: DagsterDev, assets: list[str], partitions: list[str] | None = None,
-                              title: str | None = None) -> str:
+def launch_partition_backfill(
+    dev: DagsterDev, assets: list[str], partitions: list[str] | None = None, title: str | None = None
+) -> str:
     """Launch an asset backfill of ``assets`` over ``partitions`` (all partitions when ``None``), as the UI's
     launch dialog does; the backfill id."""
     params: dict[str, Any] = {"assetSelection": [_asset_key(a) for a in assets]}
@@ -338,4 +373,3 @@ def backfill_state(dev: DagsterDev, backfill_id: str) -> dict:
     if data["__typename"] != "PartitionBackfill":
         raise dev.fail(f"backfill {backfill_id}: {data}")
     return data
-

@@ -12,7 +12,17 @@ import h5py
 import numpy as np
 
 # Real rows of metadata_camera_parameters.csv (only the columns the conversion reads).
-TILT_SHIFT_M = [0.579607251426182, 0.0, -0.06955286861651404, 0.0, 0.4346865334657201, 0.09273312506660672, -0.0, 0.004054126980668954, -1.003909173803896]
+TILT_SHIFT_M = [
+    0.579607251426182,
+    0.0,
+    -0.06955286861651404,
+    0.0,
+    0.4346865334657201,
+    0.09273312506660672,
+    -0.0,
+    0.004054126980668954,
+    -1.003909173803896,
+]
 PLAIN_M = [0.5773502886169104, 0.0, 0.0, 0.0, 0.4330127164626828, 0.0, 0.0, 0.0, -1.0]
 METERS_PER_ASSET_UNIT = 0.009999999776482582
 
@@ -21,7 +31,11 @@ def camera_params(height: int, width: int, tilt_shift: bool = True) -> dict[str,
     """One camera-parameters row as the conversion receives it."""
     m = TILT_SHIFT_M if tilt_shift else PLAIN_M
     row = {f"M_cam_from_uv_{i}{j}": m[3 * i + j] for i in range(3) for j in range(3)}
-    row.update(settings_output_img_height=float(height), settings_output_img_width=float(width), settings_units_info_meters_scale=METERS_PER_ASSET_UNIT)
+    row.update(
+        settings_output_img_height=float(height),
+        settings_output_img_width=float(width),
+        settings_units_info_meters_scale=METERS_PER_ASSET_UNIT,
+    )
     return row
 
 
@@ -69,11 +83,21 @@ def frame_arrays(height: int, width: int, frame_id: int, seed: int = 0) -> dict[
     }
 
 
-def write_scene(root: Path, scene: str = "ai_037_002", cameras: tuple[str, ...] = ("cam_00",), frames: int = 2, height: int = 48, width: int = 64, seed: int = 0) -> Path:
+def write_scene(
+    root: Path,
+    scene: str = "ai_037_002",
+    cameras: tuple[str, ...] = ("cam_00",),
+    frames: int = 2,
+    height: int = 48,
+    width: int = 64,
+    seed: int = 0,
+) -> Path:
     """Write ``root/<scene>/...`` and return the scene folder."""
     sd = Path(root) / scene
     (sd / "_detail").mkdir(parents=True, exist_ok=True)
-    (sd / "_detail" / "metadata_scene.csv").write_text(f"parameter_name,parameter_value\nmeters_per_asset_unit,{METERS_PER_ASSET_UNIT!r}\n")
+    (sd / "_detail" / "metadata_scene.csv").write_text(
+        f"parameter_name,parameter_value\nmeters_per_asset_unit,{METERS_PER_ASSET_UNIT!r}\n"
+    )
     rng = np.random.default_rng(seed)
     for ci, cam in enumerate(cameras):
         positions = rng.uniform(-300, 300, size=(frames, 3))

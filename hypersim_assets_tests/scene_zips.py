@@ -9,7 +9,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-from hypersim_assets import layout
+from hypersim_assets.common import layout
 
 SCENE = "ai_001_001"
 
@@ -25,12 +25,16 @@ def _payload(rng: random.Random, size: int, compressible: bool) -> bytes:
     return bytes(out[:size])
 
 
-def scene_members(scene: str = SCENE, frames: int = 2, cameras: int = 1, frame_bytes: int = 6000, seed: int = 1) -> dict[str, bytes]:
+def scene_members(
+    scene: str = SCENE, frames: int = 2, cameras: int = 1, frame_bytes: int = 6000, seed: int = 1
+) -> dict[str, bytes]:
     """Member name -> content for a small scene with every upstream per-frame kind, previews and ``_detail`` files."""
     rng = random.Random(seed)
     members: dict[str, bytes] = {}
     members[layout.scene_metadata_member(scene)] = b"parameter_name,parameter_value\nmeters_per_asset_unit,0.0254\n"
-    members[f"{scene}/_detail/metadata_cameras.csv"] = b"camera_name\n" + b"".join(f"cam_{c:02d}\n".encode() for c in range(cameras))
+    members[f"{scene}/_detail/metadata_cameras.csv"] = b"camera_name\n" + b"".join(
+        f"cam_{c:02d}\n".encode() for c in range(cameras)
+    )
     members[f"{scene}/_detail/metadata_nodes.csv"] = _payload(rng, 3000, True)
     for kind in layout.BOUNDING_BOX_KINDS:
         members[layout.bounding_box_member(scene, kind)] = _payload(rng, 900, False)
@@ -44,9 +48,15 @@ def scene_members(scene: str = SCENE, frames: int = 2, cameras: int = 1, frame_b
             for kind in layout.FINAL_KINDS:
                 members[layout.frame_member(scene, cam, f, "final", kind)] = _payload(rng, frame_bytes, kind != "color")
             for kind in layout.GEOMETRY_KINDS:
-                members[layout.frame_member(scene, cam, f, "geometry", kind)] = _payload(rng, frame_bytes, kind in ("semantic", "position"))
-            members[f"{scene}/images/scene_{cam}_final_preview/frame.{f:04d}.color.jpg"] = _payload(rng, frame_bytes // 2, False)
-            members[f"{scene}/images/scene_{cam}_geometry_preview/frame.{f:04d}.depth_meters.png"] = _payload(rng, frame_bytes // 2, False)
+                members[layout.frame_member(scene, cam, f, "geometry", kind)] = _payload(
+                    rng, frame_bytes, kind in ("semantic", "position")
+                )
+            members[f"{scene}/images/scene_{cam}_final_preview/frame.{f:04d}.color.jpg"] = _payload(
+                rng, frame_bytes // 2, False
+            )
+            members[f"{scene}/images/scene_{cam}_geometry_preview/frame.{f:04d}.depth_meters.png"] = _payload(
+                rng, frame_bytes // 2, False
+            )
     return members
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hypersim_assets.atomic_files import write_parquet_atomic, write_text_atomic
+from hypersim_assets.common.atomic_files import write_parquet_atomic, write_text_atomic
 
 
 def test_text_replaces_and_leaves_no_temp(tmp_path):
@@ -26,7 +26,7 @@ def test_text_replaces_and_leaves_no_temp(tmp_path):
 def test_failed_write_keeps_previous_file(tmp_path):
     path = tmp_path / "index.parquet"
     write_parquet_atomic(pa.table({"a": [1, 2]}), path)
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         write_parquet_atomic("not a table", path)  # type: ignore[arg-type]
     assert pq.read_table(path).column("a").to_pylist() == [1, 2]
     assert os.listdir(tmp_path) == ["index.parquet"]

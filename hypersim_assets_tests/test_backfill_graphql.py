@@ -48,12 +48,15 @@ def test_backfill_of_all_scenes_then_automation_refreshes_the_index(dev):
     dd.wait_for_run(dev, run_id, RUN_TIMEOUT_S)
     assert dd.dynamic_partitions(dev, "converted_scene") == scenes
 
-    backfill_id = dd.launch_partition_backfill(dev, ["raw_scene", "converted_scene"], partitions=None,
-                                               title="all scenes (test)")
+    backfill_id = dd.launch_partition_backfill(
+        dev, ["raw_scene", "converted_scene"], partitions=None, title="all scenes (test)"
+    )
     state = dd.wait_for(
         f"backfill {backfill_id} to complete",
         lambda: (s := dd.backfill_state(dev, backfill_id))["status"] in dd.BACKFILL_DONE and s,
-        BACKFILL_TIMEOUT_S, interval_s=2.0, dev=dev,
+        BACKFILL_TIMEOUT_S,
+        interval_s=2.0,
+        dev=dev,
     )
     assert state["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), state
     assert state["runs"] and all(r["status"] == "SUCCESS" for r in state["runs"]), state
@@ -71,7 +74,9 @@ def test_backfill_of_all_scenes_then_automation_refreshes_the_index(dev):
     index = dd.wait_for(
         "the automation sensor to refresh frame_index after the backfill",
         lambda: _index_if_refreshed(dev, last_converted_ms),
-        AUTOMATION_TIMEOUT_S, interval_s=2.0, dev=dev,
+        AUTOMATION_TIMEOUT_S,
+        interval_s=2.0,
+        dev=dev,
     )
     refresh_run = dd.latest_materializations(dev, "frame_index", limit=1)[0]["runId"]
     run = next(r for r in dd.runs(dev) if r["runId"] == refresh_run)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hypersim_assets import metadata as md
-from hypersim_assets.blacklist import ALL_CAMERAS, BLACKLIST, blacklist_reason, is_blacklisted
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.blacklist import ALL_CAMERAS, BLACKLIST, blacklist_reason, is_blacklisted
 from hypersim_assets_tests.catalog_fixtures import real_metadata_dir
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hypersim_assets.layout import PNG_MODALITIES, dataset_dir
+from hypersim_assets.common.layout import PNG_MODALITIES, dataset_dir
 
 SMALL = ["--scenes", "3", "--cameras", "2", "--frames", "3", "--height", "48", "--width", "64"]
 
@@ -27,7 +27,11 @@ def _run(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.Co
     env.update(env_extra)
     return subprocess.run(
         [sys.executable, "-m", "hypersim_assets.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -79,14 +83,16 @@ def test_demo_output_is_readable(demo_run):
 
 
 def test_materialize_without_scenes_builds_catalog_only(tmp_path):
-    from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+    from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
     mirror = tmp_path / "mirror"
     write_synthetic_mirror(mirror, MirrorSpec(scenes=2, cameras=1, frames=2, height=24, width=32))
     home = tmp_path / "home"
     home.mkdir()
     data = tmp_path / "data"
-    proc = _run(["materialize", "--source", str(mirror), "--root", str(data)], {"DAGSTER_HOME": str(home)}, cwd=tmp_path)
+    proc = _run(
+        ["materialize", "--source", str(mirror), "--root", str(data)], {"DAGSTER_HOME": str(home)}, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     index = pd.read_parquet(dataset_dir(data) / "frame_index.parquet")
     assert set(index["status"].astype(str)) <= {"pending", "excluded"}
@@ -96,7 +102,8 @@ def test_materialize_without_scenes_builds_catalog_only(tmp_path):
     # A scene that is not in the metadata: clear error, non-zero exit.
     proc = _run(
         ["materialize", "--source", str(mirror), "--root", str(data), "--scene", "ai_999_999"],
-        {"DAGSTER_HOME": str(home)}, cwd=tmp_path,
+        {"DAGSTER_HOME": str(home)},
+        cwd=tmp_path,
     )
     assert proc.returncode != 0
     assert "ai_999_999" in proc.stderr and "unknown scene" in proc.stderr

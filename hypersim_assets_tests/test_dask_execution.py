@@ -26,16 +26,16 @@ except ImportError:  # the optional dask extra; CI installs it
         raise
     pytest.skip("dask.distributed (the dask extra) is not installed", allow_module_level=True)
 
-from hypersim_assets.dask_execution import (
+from hypersim_assets.convert.dask_execution import (
     DaskConfig,
     DaskSchedulerUnreachable,
     DaskUnavailable,
     dask_executor,
     import_distributed,
 )
+from hypersim_assets.convert.frame_conversion import STATE_DIR, ConversionSettings
+from hypersim_assets.convert.scene_conversion import convert_scene
 from hypersim_assets.defs.dask_resource import ENV_DASK_SCHEDULER, DaskResource
-from hypersim_assets.frame_conversion import STATE_DIR, ConversionSettings
-from hypersim_assets.scene_conversion import convert_scene
 from hypersim_assets_tests.frame_scene import camera_params, write_scene
 
 SCENE = "ai_037_002"
@@ -76,7 +76,10 @@ class _Cluster:
         self.address = f"tcp://127.0.0.1:{_free_port()}"
         self.logs = logs
         self.procs: dict[str, subprocess.Popen] = {}
-        self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"])
+        self._start(
+            "scheduler",
+            ["scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+        )
 
     def _start(self, name: str, args: list[str]) -> None:
         with open(self.logs / f"{name}.log", "wb") as log:
@@ -85,8 +88,23 @@ class _Cluster:
             )
 
     def add_worker(self, name: str) -> None:
-        self._start(name, ["worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
-                           "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60"])
+        self._start(
+            name,
+            [
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--death-timeout",
+                "60",
+            ],
+        )
 
     def client(self, workers: int):
         client = distributed.Client(self.address, timeout=30, set_as_default=False)
@@ -98,7 +116,7 @@ class _Cluster:
         self.procs[name].wait()
 
     def close(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -136,8 +154,15 @@ def test_killed_worker_mid_scene_then_rerun_gives_identical_bytes(scene, cluster
     def run() -> None:
         try:
             with dask_executor(DaskConfig(scheduler_address=cluster.address)) as executor:
-                outcome["facts"] = convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), out,
-                                                 ConversionSettings(skip_existing=False), executor=executor)
+                outcome["facts"] = convert_scene(
+                    scene_dir,
+                    SCENE,
+                    _frames(),
+                    camera_params(H, W),
+                    out,
+                    ConversionSettings(skip_existing=False),
+                    executor=executor,
+                )
         except Exception as exc:  # noqa: BLE001 (a clear failure is an allowed outcome; checked below)
             outcome["error"] = exc
 
@@ -179,12 +204,16 @@ def test_resource_inside_a_dagster_run(scene, tmp_path):
     def frames_on_dask(dask: DaskResource) -> dg.MaterializeResult:
         with dask.executor() as executor:
             facts = convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), out, executor=executor)
-        return dg.MaterializeResult(metadata={"converted": sum(f.status == "converted" for f in facts),
-                                              "on_dask": executor is not None})
+        return dg.MaterializeResult(
+            metadata={"converted": sum(f.status == "converted" for f in facts), "on_dask": executor is not None}
+        )
 
     with dg.instance_for_test() as instance:
-        result = dg.materialize([frames_on_dask], instance=instance,
-                                resources={"dask": DaskResource(local_cluster_workers=2, connect_timeout_s=60)})
+        result = dg.materialize(
+            [frames_on_dask],
+            instance=instance,
+            resources={"dask": DaskResource(local_cluster_workers=2, connect_timeout_s=60)},
+        )
     assert result.success
     meta = result.asset_materializations_for_node("frames_on_dask")[0].metadata
     assert meta["on_dask"].value is True and meta["converted"].value == len(_frames())

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION
 from hypersim_assets.definitions import defs
-from hypersim_assets.frame_conversion import CONVERTER_VERSION
 from hypersim_assets.materialize import materialize, resource_run_config
-from hypersim_assets.mirror_server import MirrorServer
-from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror_server import MirrorServer
 
 H, W = 24, 32
 
@@ -69,9 +69,9 @@ def test_converted_scene_reports_counts_and_warns_on_the_missing_frame(pipeline)
     assert set(by_partition) == set(mirror.scenes), by_partition.keys()
     evaluation = by_partition[missing["scene"]].event.dagster_event.event_specific_data
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
-    for scene in mirror.scenes:
-        evaluation = _check_evals(instance, "converted_scene", "outputs_complete")
-        assert all(r.event.dagster_event.event_specific_data.passed for r in evaluation)
+    evaluation = _check_evals(instance, "converted_scene", "outputs_complete")
+    assert len(evaluation) >= len(mirror.scenes)
+    assert all(r.event.dagster_event.event_specific_data.passed for r in evaluation)
 
 
 def test_rerun_skips_finished_frames_and_keeps_the_data_version(pipeline):
@@ -81,7 +81,9 @@ def test_rerun_skips_finished_frames_and_keeps_the_data_version(pipeline):
     rgb = sorted((data / "dataset").glob(f"*/rgb/{scene}/*/*.png"))
     mtimes = {p: p.stat().st_mtime_ns for p in rgb}
     job = defs.resolve_job_def("hypersim_scene_job")
-    result = job.execute_in_process(run_config=resource_run_config(server.url, data), instance=instance, partition_key=scene)
+    result = job.execute_in_process(
+        run_config=resource_run_config(server.url, data), instance=instance, partition_key=scene
+    )
     assert result.success
     after = _latest(instance, "converted_scene", scene)
     meta = {k: v.value for k, v in after.metadata.items()}
@@ -118,12 +120,18 @@ def test_automation_requests_the_index_after_a_scene_update_only(pipeline):
     selection = dg.AssetSelection.assets("frame_index", "subsample_views")
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
     # Everything is fresh: nothing requested (the index was built after the scenes).
-    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor)
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+    )
     assert second.total_requested == 0
     scene = pipeline["mirror"].scenes[1]
     job = defs.resolve_job_def("hypersim_scene_job")
-    assert job.execute_in_process(run_config=resource_run_config(server.url, data), instance=instance, partition_key=scene).success
-    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=second.cursor)
+    assert job.execute_in_process(
+        run_config=resource_run_config(server.url, data), instance=instance, partition_key=scene
+    ).success
+    third = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=second.cursor
+    )
     assert third.get_num_requested(dg.AssetKey("frame_index")) == 1
 
 
@@ -181,8 +189,9 @@ def test_disk_policy_deletes_raw_files_after_a_successful_conversion(pipeline, t
     config["resources"]["download"] = {"config": {"delete_raw_after_conversion": True}}
     with dg.instance_for_test() as instance:
         catalog = defs.resolve_job_def("hypersim_catalog_job")
-        assert catalog.execute_in_process(run_config=config, instance=instance,
-                                          asset_selection=[dg.AssetKey("hypersim_metadata")]).success
+        assert catalog.execute_in_process(
+            run_config=config, instance=instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
+        ).success
         job = defs.resolve_job_def("hypersim_scene_job")
         assert job.execute_in_process(run_config=config, instance=instance, partition_key=scene).success
     assert not (data / "raw" / scene).exists()
@@ -204,7 +213,9 @@ def test_changed_converter_code_marks_converted_scenes_stale(pipeline):
     key = dg.AssetKey("converted_scene")
 
     def status(definitions: dg.Definitions) -> StaleStatus:
-        resolver = CachingStaleStatusResolver(instance, definitions.resolve_asset_graph(), LoadingContextForTest(instance))
+        resolver = CachingStaleStatusResolver(
+            instance, definitions.resolve_asset_graph(), LoadingContextForTest(instance)
+        )
         return resolver.get_status(key, scene)
 
     assert status(defs) == StaleStatus.FRESH

@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from hypersim_assets.common.layout import MemberSelection
 from hypersim_assets.definitions import defs
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.layout import MemberSelection
-from hypersim_assets.mirror_server import MirrorServer
-from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror_server import MirrorServer
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
 
@@ -24,7 +24,9 @@ def _config(source: str, data_root: Path) -> dict:
 
 
 def _run(job_name: str, config: dict, instance, **kwargs):
-    return defs.resolve_job_def(job_name).execute_in_process(run_config=config, instance=instance, raise_on_error=False, **kwargs)
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance, raise_on_error=False, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +39,19 @@ def mirror(tmp_path_factory):
 def test_metadata_registers_public_scenes_as_partitions(mirror, tmp_path):
     mirror, scenes = mirror
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
-        result = _run("hypersim_catalog_job", _config(server.url, tmp_path), instance,
-                      asset_selection=[dg.AssetKey("hypersim_metadata")])
+        result = _run(
+            "hypersim_catalog_job",
+            _config(server.url, tmp_path),
+            instance,
+            asset_selection=[dg.AssetKey("hypersim_metadata")],
+        )
         assert result.success
         assert sorted(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)) == sorted(scenes)
-        for name in ("metadata_images_split_scene_v1.csv", "metadata_camera_trajectories.csv", "metadata_camera_parameters.csv"):
+        for name in (
+            "metadata_images_split_scene_v1.csv",
+            "metadata_camera_trajectories.csv",
+            "metadata_camera_parameters.csv",
+        ):
             assert (tmp_path / "raw" / name).read_bytes() == (mirror / name).read_bytes()
         mat = result.asset_materializations_for_node("hypersim_metadata")[0]
         assert mat.metadata["scenes"].value == 2
@@ -52,8 +62,12 @@ def test_metadata_registers_public_scenes_as_partitions(mirror, tmp_path):
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/hypersim-reference is absent")
 def test_real_metadata_gives_457_scene_partitions(tmp_path):
     with dg.instance_for_test() as instance:
-        result = _run("hypersim_catalog_job", _config(str(REFERENCE / "metadata"), tmp_path), instance,
-                      asset_selection=[dg.AssetKey("hypersim_metadata")])
+        result = _run(
+            "hypersim_catalog_job",
+            _config(str(REFERENCE / "metadata"), tmp_path),
+            instance,
+            asset_selection=[dg.AssetKey("hypersim_metadata")],
+        )
         assert result.success
         assert len(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)) == 457
 
@@ -66,9 +80,12 @@ def test_raw_scene_fetches_selected_members_then_skips(mirror, tmp_path):
 
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         config = _config(server.url, tmp_path)
-        assert _run("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]).success
-        result = _run("hypersim_scene_job", config, instance, partition_key=scene,
-                      asset_selection=[dg.AssetKey("raw_scene")])
+        assert _run(
+            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
+        ).success
+        result = _run(
+            "hypersim_scene_job", config, instance, partition_key=scene, asset_selection=[dg.AssetKey("raw_scene")]
+        )
         assert result.success
         meta = result.asset_materializations_for_node("raw_scene")[0].metadata
         with zipfile.ZipFile(mirror / "scenes" / f"{scene}.zip") as zf:
@@ -83,8 +100,9 @@ def test_raw_scene_fetches_selected_members_then_skips(mirror, tmp_path):
         ]
 
         server.reset_log()
-        again = _run("hypersim_scene_job", config, instance, partition_key=scene,
-                     asset_selection=[dg.AssetKey("raw_scene")])
+        again = _run(
+            "hypersim_scene_job", config, instance, partition_key=scene, asset_selection=[dg.AssetKey("raw_scene")]
+        )
         assert again.success
         meta2 = again.asset_materializations_for_node("raw_scene")[0].metadata
         assert meta2["members_skipped"].value == len(wanted) and meta2["members_fetched"].value == 0
@@ -105,9 +123,12 @@ def test_raw_scene_missing_zip_fails_naming_scene_and_url(mirror, tmp_path):
     (broken / "scenes" / f"{scene}.zip").unlink()
     with dg.instance_for_test() as instance, MirrorServer(broken) as server:
         config = _config(server.url, tmp_path / "data")
-        assert _run("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]).success
-        result = _run("hypersim_scene_job", config, instance, partition_key=scene,
-                      asset_selection=[dg.AssetKey("raw_scene")])
+        assert _run(
+            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
+        ).success
+        result = _run(
+            "hypersim_scene_job", config, instance, partition_key=scene, asset_selection=[dg.AssetKey("raw_scene")]
+        )
         assert not result.success
         failures = [e for e in result.all_events if e.is_step_failure]
         message = failures[0].step_failure_data.error.message

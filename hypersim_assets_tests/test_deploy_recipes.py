@@ -40,8 +40,12 @@ def _load_all(path: Path) -> list:
 def test_every_yaml_parses_and_the_readme_names_every_file():
     files = sorted(DEPLOY.rglob("*.yaml"))
     assert {p.relative_to(DEPLOY).as_posix() for p in files} >= {
-        "kubernetes/dagster.yaml", "kubernetes/values.yaml", "kubernetes/dask.yaml", "kubernetes/hypersim-env.yaml",
-        "postgres/dagster.yaml", "slurm/jobqueue.yaml",
+        "kubernetes/dagster.yaml",
+        "kubernetes/values.yaml",
+        "kubernetes/dask.yaml",
+        "kubernetes/hypersim-env.yaml",
+        "postgres/dagster.yaml",
+        "slurm/jobqueue.yaml",
     }
     for path in files:
         assert _load_all(path), path
@@ -81,7 +85,10 @@ def test_kubernetes_pieces_share_one_data_volume_and_path():
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     code = values["dagster-user-deployments"]["deployments"][0]
     mounts = [
-        instance["volume_mounts"], launcher["volumeMounts"], code["volumeMounts"], worker_pod["containers"][0]["volumeMounts"],
+        instance["volume_mounts"],
+        launcher["volumeMounts"],
+        code["volumeMounts"],
+        worker_pod["containers"][0]["volumeMounts"],
     ]
     volumes = [instance["volumes"], launcher["volumes"], code["volumes"], worker_pod["volumes"]]
     assert {m[0]["mountPath"] for m in mounts} == {env["HYPERSIM_DATA_ROOT"]}
@@ -114,8 +121,18 @@ def test_start_cluster_prints_the_job_script(tmp_path):
     slurm["log-directory"] = str(tmp_path / "logs")
     (tmp_path / "jobqueue.yaml").write_text(yaml.safe_dump(config))
     out = subprocess.run(
-        [sys.executable, str(SLURM / "start_cluster.py"), "--config", str(tmp_path / "jobqueue.yaml"), "--print-job-script"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            str(SLURM / "start_cluster.py"),
+            "--config",
+            str(tmp_path / "jobqueue.yaml"),
+            "--print-job-script",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     script = out.stdout

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from hypersim_assets import depth as D
-from hypersim_assets import reprojection as R
+from hypersim_assets.convert import depth as D
+from hypersim_assets.convert import reprojection as R
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
 
@@ -49,9 +49,17 @@ def test_legacy_depth_matches_an_independent_formula():
 def test_real_frame_depth_ai_037_002():
     with h5py.File(REFERENCE / "ai_037_002/images/scene_cam_00_geometry_hdf5/frame.0000.depth_meters.hdf5") as f:
         distance = f["dataset"][()]
-    rows = {"M_cam_from_uv_00": 0.579607251426182, "M_cam_from_uv_01": 0.0, "M_cam_from_uv_02": -0.06955286861651404,
-            "M_cam_from_uv_10": 0.0, "M_cam_from_uv_11": 0.4346865334657201, "M_cam_from_uv_12": 0.09273312506660672,
-            "M_cam_from_uv_20": -0.0, "M_cam_from_uv_21": 0.004054126980668954, "M_cam_from_uv_22": -1.003909173803896}
+    rows = {
+        "M_cam_from_uv_00": 0.579607251426182,
+        "M_cam_from_uv_01": 0.0,
+        "M_cam_from_uv_02": -0.06955286861651404,
+        "M_cam_from_uv_10": 0.0,
+        "M_cam_from_uv_11": 0.4346865334657201,
+        "M_cam_from_uv_12": 0.09273312506660672,
+        "M_cam_from_uv_20": -0.0,
+        "M_cam_from_uv_21": 0.004054126980668954,
+        "M_cam_from_uv_22": -1.003909173803896,
+    }
     h, w = distance.shape
     clean, nan_count = D.distance_without_nan(distance)
     points = R.camera_points(R.flipped_ray_columns(R.unit_rays(R.m_cam_from_uv(rows), h, w)), clean)

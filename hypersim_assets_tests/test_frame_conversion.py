@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypersim_assets import depth as D
-from hypersim_assets import labels, normals, reprojection, tonemapping
-from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_frame, marker_path
-from hypersim_assets.hdf5_frames import read_frame_images
-from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths
+from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths
+from hypersim_assets.convert import depth as D
+from hypersim_assets.convert import labels, normals, reprojection, tonemapping
+from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_frame, marker_path
+from hypersim_assets.convert.hdf5_frames import read_frame_images
 from hypersim_assets_tests.frame_scene import METERS_PER_ASSET_UNIT, camera_params, write_scene
 
 H, W = 48, 64
@@ -79,11 +79,15 @@ def test_converted_frame_files_and_facts(scene_dir, tmp_path):
     assert list(boxes) == [str(i) for i in sorted(set(np.unique(ids)) - {0})]
     orient = json.loads((tmp_path / rels["orientations"]).read_text())
     assert list(orient) == list(boxes) and all(0 <= v < 2 * np.pi for v in orient.values())
-    assert boxes["300"]["extents"][0] == pytest.approx(float(np.float32(boxes["300"]["extents"][0] / METERS_PER_ASSET_UNIT)) * METERS_PER_ASSET_UNIT)
+    assert boxes["300"]["extents"][0] == pytest.approx(
+        float(np.float32(boxes["300"]["extents"][0] / METERS_PER_ASSET_UNIT)) * METERS_PER_ASSET_UNIT
+    )
     assert (tmp_path / rels["scene_class"]).read_text() == "Living room\n"
     intr_paths = intrinsics_output_paths("valid", SCENE, "cam_00")
     assert json.loads((tmp_path / intr_paths["depth_intrinsics"]).read_text()) == intr
-    assert json.loads((tmp_path / intr_paths["rgb_intrinsics"]).read_text()) == {k: intr[k] for k in ("fx", "fy", "cx", "cy")}
+    assert json.loads((tmp_path / intr_paths["rgb_intrinsics"]).read_text()) == {
+        k: intr[k] for k in ("fx", "fy", "cx", "cy")
+    }
     assert (facts.fx, facts.cy) == (intr["fx"], intr["cy"])
     assert facts.output_bytes == sum((tmp_path / r).stat().st_size for r in rels.values())
     assert not list(tmp_path.rglob("*.tmp"))
@@ -114,21 +118,37 @@ def test_skip_existing_and_reconversion_on_changes(scene_dir, tmp_path):
     again = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path)
     assert again.skipped and again.depth_max_mm == first.depth_max_mm and rgb.stat().st_mtime_ns == stamp
     # A different compression changes output bytes: the frame is converted again.
-    redo = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast"))
+    redo = convert_frame(
+        scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")
+    )
     assert not redo.skipped
     # A removed output is noticed.
     rgb.unlink()
-    assert not convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")).skipped
+    assert not convert_frame(
+        scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")
+    ).skipped
     assert rgb.is_file()
     # A changed input is noticed; a deleted input (raw removed after conversion) is not.
     src = scene_dir / "images/scene_cam_00_geometry_hdf5/frame.0001.semantic.hdf5"
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
-    assert not convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")).skipped
+    assert not convert_frame(
+        scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, ConversionSettings(png_compression="fast")
+    ).skipped
     assert marker_path(tmp_path, SCENE, "cam_00", 1).is_file()
 
 
 def test_no_tilt_shift_variant(scene_dir, tmp_path):
-    facts = convert_frame(scene_dir, SCENE, "cam_00", 1, "test", "Office", camera_params(H, W), tmp_path, ConversionSettings(tilt_shift=False))
+    facts = convert_frame(
+        scene_dir,
+        SCENE,
+        "cam_00",
+        1,
+        "test",
+        "Office",
+        camera_params(H, W),
+        tmp_path,
+        ConversionSettings(tilt_shift=False),
+    )
     rels = frame_output_paths("test", SCENE, "cam_00", 1)
     img = read_frame_images(scene_dir, SCENE, "cam_00", 1)
     assert np.array_equal(_read(tmp_path / rels["depth"])[1], D.legacy_depth_mm(img.depth_meters))

@@ -8,9 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hypersim_assets import metadata as md
-from hypersim_assets.frame_facts import FACTS_SCHEMA, STATUS_INPUT_MISSING
-from hypersim_assets.frame_index import (
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.frame_index import (
     INDEX_FILE,
     INDEX_SCHEMA,
     PATH_COLUMNS,
@@ -20,7 +19,8 @@ from hypersim_assets.frame_index import (
     missing_frame_files,
     write_parquet_atomic,
 )
-from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths
+from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_INPUT_MISSING
+from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths
 from hypersim_assets_tests.catalog_fixtures import (
     facts_frame,
     real_metadata_dir,
@@ -47,8 +47,17 @@ def test_real_index_rows_status_and_order():
 
 def test_schema_types():
     t = {f.name: f.type for f in INDEX_SCHEMA}
-    for name in ("scene", "camera", "split", "scene_class", "status", "exclude_reason", "blacklist_reason",
-                 "converter_version", "path_rgb_intrinsics"):
+    for name in (
+        "scene",
+        "camera",
+        "split",
+        "scene_class",
+        "status",
+        "exclude_reason",
+        "blacklist_reason",
+        "converter_version",
+        "path_rgb_intrinsics",
+    ):
         assert pa.types.is_dictionary(t[name]), name
     assert t["frame_id"] == pa.int16()
     assert t["depth_min_mm"] == pa.uint16() and t["instance_count"] == pa.uint16()
@@ -129,15 +138,19 @@ def test_load_scene_facts_reads_all_and_tolerates_none(tmp_path):
     facts_dir = tmp_path / "facts"
     facts_dir.mkdir()
     for scene, frames in (("ai_001_001", [0, 1]), ("ai_002_001", [0])):
-        table = pa.Table.from_pandas(facts_frame([(scene, "cam_00", f) for f in frames]), schema=FACTS_SCHEMA,
-                                     preserve_index=False)
+        table = pa.Table.from_pandas(
+            facts_frame([(scene, "cam_00", f) for f in frames]), schema=FACTS_SCHEMA, preserve_index=False
+        )
         pq.write_table(table, facts_dir / f"{scene}.parquet")
     (facts_dir / ".ai_003_001.parquet.123.tmp").write_bytes(b"half")
     facts = load_scene_facts(tmp_path)
     assert sorted(zip(facts["scene"], facts["frame_id"])) == [("ai_001_001", 0), ("ai_001_001", 1), ("ai_002_001", 0)]
     df = build_frame_index(synthetic_tables(tmp_path), facts).to_pandas()
     assert df.loc[df["status"] == "converted", "stem"].tolist() == [
-        "ai_001_001/cam_00/0000", "ai_001_001/cam_00/0001", "ai_002_001/cam_00/0000"]
+        "ai_001_001/cam_00/0000",
+        "ai_001_001/cam_00/0001",
+        "ai_002_001/cam_00/0000",
+    ]
     assert df.loc[df["status"] == "converted", "classes_present"].map(list).tolist() == [[1, 2, 5]] * 3
     (facts_dir / "ai_004_001.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="ai_004_001.parquet is not readable Parquet"):

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hypersim_assets import hdf5_frames as H
+from hypersim_assets.convert import hdf5_frames as H
 from hypersim_assets_tests.frame_scene import METERS_PER_ASSET_UNIT, write_scene
 
 

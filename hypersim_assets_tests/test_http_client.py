@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.http_client import (
+from hypersim_assets.download.http_client import (
     HttpClient,
     HttpStatusError,
     RangeNotSupported,
@@ -18,7 +18,7 @@ from hypersim_assets.http_client import (
     SourceNotFound,
     TransferFailed,
 )
-from hypersim_assets.mirror_server import Faults, MirrorServer
+from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 
 SIZE = 400_000
 FAST = RetryConfig(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5.0)
@@ -85,7 +85,9 @@ def test_dropped_connection_resumes_at_the_break(server: MirrorServer, root: Pat
     server.faults = Faults(drop_after_bytes=150_000, drop_times=1)
     with HttpClient(FAST) as client:
         out = io.BytesIO()
-        client.get_range(f"{server.url}/blob.bin", 10_000, 300_000, out, etag=client.head(f"{server.url}/blob.bin").etag)
+        client.get_range(
+            f"{server.url}/blob.bin", 10_000, 300_000, out, etag=client.head(f"{server.url}/blob.bin").etag
+        )
         assert out.getvalue() == blob(root)[10_000:310_000]
         assert client.stats.retries == 1
         assert client.stats.bytes_received == 300_000  # the dropped response's bytes were kept, not fetched twice

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from hypersim_assets import metadata as md
-from hypersim_assets.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
-from hypersim_assets.index_checks import (
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
+from hypersim_assets.catalog.index_checks import (
     check_converted_files_exist,
     check_index_matches_metadata,
     check_text_lists_match_views,
     check_views_subset_of_index,
 )
-from hypersim_assets.subsample_views import (
+from hypersim_assets.catalog.subsample_views import (
     KIND_SPLIT,
     read_split_views,
     read_views,

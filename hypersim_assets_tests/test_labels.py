@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypersim_assets.labels import LabelError, instance_ids, instance_ids_of_image, instance_image, semantic_labels
+from hypersim_assets.convert.labels import (
+    LabelError,
+    instance_ids,
+    instance_ids_of_image,
+    instance_image,
+    semantic_labels,
+)
 
 
 def test_semantic_void_becomes_zero_uint8():

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import pytest
 
-from hypersim_assets.layout import MemberSelection, frame_member, frame_output_paths, split_dir_name
+from hypersim_assets.common.layout import MemberSelection, frame_member, frame_output_paths, split_dir_name
 
 SCENE = "ai_001_002"
 
 
 def _names() -> list[str]:
-    names = [f"{SCENE}/", f"{SCENE}/_detail/metadata_scene.csv", f"{SCENE}/_detail/metadata_nodes.csv",
-             f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5",
-             f"{SCENE}/_detail/cam_00/camera_keyframe_look_at_positions.hdf5",
-             f"{SCENE}/_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_extents.hdf5",
-             f"{SCENE}/_detail/mesh/mesh_objects_si.hdf5",
-             f"{SCENE}/images/scene_cam_00_final_preview/frame.0000.color.jpg"]
+    names = [
+        f"{SCENE}/",
+        f"{SCENE}/_detail/metadata_scene.csv",
+        f"{SCENE}/_detail/metadata_nodes.csv",
+        f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5",
+        f"{SCENE}/_detail/cam_00/camera_keyframe_look_at_positions.hdf5",
+        f"{SCENE}/_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_extents.hdf5",
+        f"{SCENE}/_detail/mesh/mesh_objects_si.hdf5",
+        f"{SCENE}/images/scene_cam_00_final_preview/frame.0000.color.jpg",
+    ]
     for kind in ("color", "diffuse_illumination", "residual"):
         names.append(frame_member(SCENE, "cam_00", 0, "final", kind))
-    for kind in ("depth_meters", "position", "normal_bump_cam", "normal_cam", "semantic", "semantic_instance",
-                 "render_entity_id", "tex_coord"):
+    for kind in (
+        "depth_meters",
+        "position",
+        "normal_bump_cam",
+        "normal_cam",
+        "semantic",
+        "semantic_instance",
+        "render_entity_id",
+        "tex_coord",
+    ):
         names.append(frame_member(SCENE, "cam_00", 0, "geometry", kind))
     return names
 
@@ -31,8 +43,10 @@ def test_conversion_selection_is_exactly_what_the_converter_reads():
         f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5",
         f"{SCENE}/_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_extents.hdf5",
         f"{SCENE}/images/scene_cam_00_final_hdf5/frame.0000.color.hdf5",
-        *(f"{SCENE}/images/scene_cam_00_geometry_hdf5/frame.0000.{k}.hdf5"
-          for k in ("depth_meters", "normal_bump_cam", "semantic", "semantic_instance", "render_entity_id")),
+        *(
+            f"{SCENE}/images/scene_cam_00_geometry_hdf5/frame.0000.{k}.hdf5"
+            for k in ("depth_meters", "normal_bump_cam", "semantic", "semantic_instance", "render_entity_id")
+        ),
     }
 
 

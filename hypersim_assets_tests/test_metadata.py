@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from hypersim_assets import metadata as md
+from hypersim_assets.catalog import metadata as md
 from hypersim_assets_tests.catalog_fixtures import TRAJECTORIES, real_metadata_dir, write_metadata_csvs
 
 
@@ -77,7 +77,9 @@ def test_missing_file_and_column_are_named(tmp_path):
     split_csv = folder / "metadata_images_split_scene_v1.csv"
     text = split_csv.read_text().replace("split_partition_name", "partition", 1)
     split_csv.write_text(text)
-    with pytest.raises(md.MetadataError, match=r"metadata_images_split_scene_v1.csv lacks column\(s\) split_partition_name"):
+    with pytest.raises(
+        md.MetadataError, match=r"metadata_images_split_scene_v1.csv lacks column\(s\) split_partition_name"
+    ):
         md.read_split_table(split_csv)
 
 
@@ -98,7 +100,9 @@ def test_bad_values_name_file_column_and_line(tmp_path):
 def test_consistency_problems_report_trajectory_without_class(tmp_path):
     folder = write_metadata_csvs(tmp_path)
     traj = folder / "metadata_camera_trajectories.csv"
-    traj.write_text("\n".join(l for l in traj.read_text().splitlines() if not l.startswith("ai_002_002_cam_00")) + "\n")
+    traj.write_text(
+        "\n".join(line for line in traj.read_text().splitlines() if not line.startswith("ai_002_002_cam_00")) + "\n"
+    )
     tables = md.read_metadata(folder)
     assert md.consistency_problems(tables) == [
         "ai_002_002/cam_00: included frames but no scene type in metadata_camera_trajectories.csv"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.mirror_server import CHUNK_BYTES, Faults, MirrorServer
+from hypersim_assets.synthetic.mirror_server import CHUNK_BYTES, Faults, MirrorServer
 
 SCENE = "ai_001_001"
 ZIP_SIZE = 300_000  # several 64 KiB chunks, not a multiple of one
@@ -75,7 +75,12 @@ def test_full_get_with_urllib(server: MirrorServer, root: Path) -> None:
         assert resp.status == 200
         assert resp.read() == zip_bytes(root)
     record = server.requests[-1]
-    assert (record.method, record.path, record.status, record.body_bytes) == ("GET", f"/scenes/{SCENE}.zip", 200, ZIP_SIZE)
+    assert (record.method, record.path, record.status, record.body_bytes) == (
+        "GET",
+        f"/scenes/{SCENE}.zip",
+        200,
+        ZIP_SIZE,
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,7 +234,14 @@ def test_missing_and_folders_are_404(server: MirrorServer, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/../secret.txt", "/scenes/../../secret.txt", "/%2e%2e/secret.txt", "/scenes/%2E%2E/%2E%2E/secret.txt", "/..%2fsecret.txt"]
+    "path",
+    [
+        "/../secret.txt",
+        "/scenes/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/scenes/%2E%2E/%2E%2E/secret.txt",
+        "/..%2fsecret.txt",
+    ],
 )
 def test_path_traversal_is_refused(server: MirrorServer, path: str) -> None:
     status, _, body = request(server, path)
@@ -242,7 +254,9 @@ def test_parallel_ranges_return_correct_bytes(server: MirrorServer, root: Path) 
     spans = [(i * 37_000, min(ZIP_SIZE, (i + 1) * 37_000) - 1) for i in range(-(-ZIP_SIZE // 37_000))]
 
     def fetch(span: tuple[int, int]) -> bytes:
-        req = urllib.request.Request(f"{server.url}/scenes/{SCENE}.zip", headers={"Range": f"bytes={span[0]}-{span[1]}"})
+        req = urllib.request.Request(
+            f"{server.url}/scenes/{SCENE}.zip", headers={"Range": f"bytes={span[0]}-{span[1]}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 206
             return resp.read()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hypersim_assets.normals import encode_normals, nan_normal_pixels
+from hypersim_assets.convert.normals import encode_normals, nan_normal_pixels
 
 
 def test_encoding_and_nan():

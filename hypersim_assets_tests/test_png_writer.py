@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hypersim_assets.png_writer import IMAGE_KINDS, PngCompression, encode_png, write_png
+from hypersim_assets.convert.png_writer import IMAGE_KINDS, PngCompression, encode_png, write_png
 
 
 def _images(rng):

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hypersim_assets import poses
+from hypersim_assets.convert import poses
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
 FLIP = np.diag([1.0, -1.0, -1.0])
@@ -17,11 +17,13 @@ FLIP = np.diag([1.0, -1.0, -1.0])
 
 def _matrix(q):
     x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -74,14 +74,35 @@ class _Postgres:
         pwfile.write_text(PG_PASSWORD + "\n")
         if self.prefix:
             os.chown(pwfile, owner.pw_uid, owner.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", PG_USER, f"--pwfile={pwfile}", "--auth=scram-sha-256",
-                  "--encoding=UTF8", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-w", "-t", "30",
-                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c fsync=off -c max_connections=200",
-                  "start")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            PG_USER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.home / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c fsync=off -c max_connections=200",
+            "start",
+        )
 
     def _run(self, tool: str, *args: str) -> None:
-        out = subprocess.run([*self.prefix, str(self.bin / tool), *args], capture_output=True, text=True, timeout=60, check=False)
+        out = subprocess.run(
+            [*self.prefix, str(self.bin / tool), *args], capture_output=True, text=True, timeout=60, check=False
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{tool} failed ({out.returncode}): {out.stdout}\n{out.stderr}")
 
@@ -107,7 +128,9 @@ def postgres():
     try:
         import psycopg2
 
-        conn = psycopg2.connect(host="127.0.0.1", port=server.port, user=PG_USER, password=PG_PASSWORD, dbname="postgres")
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=server.port, user=PG_USER, password=PG_PASSWORD, dbname="postgres"
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {PG_DB}")
@@ -148,7 +171,7 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
     from hypersim_assets.definitions import defs
     from hypersim_assets.defs.policies import DOWNLOAD_POOL
     from hypersim_assets.materialize import resource_run_config
-    from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+    from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -163,14 +186,17 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    mirror = write_synthetic_mirror(tmp_path / "mirror", MirrorSpec(scenes=SCENES, cameras=1, frames=2, height=H, width=W))
+    mirror = write_synthetic_mirror(
+        tmp_path / "mirror", MirrorSpec(scenes=SCENES, cameras=1, frames=2, height=H, width=W)
+    )
     source, data = str(tmp_path / "mirror"), tmp_path / "data"
 
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         meta = defs.resolve_job_def("hypersim_catalog_job").execute_in_process(
-            run_config=resource_run_config(source, data), instance=instance,
+            run_config=resource_run_config(source, data),
+            instance=instance,
             asset_selection=[dg.AssetKey("hypersim_metadata")],
         )
         assert meta.success
@@ -179,16 +205,26 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
 
         # The documented setup step (deploy/README.md): pin the download pool's limit before
         # runs race to create it (dagster-postgres 0.29.27 fails the losers, dagster issue #33552).
-        subprocess.run([str(Path(sys.executable).parent / "dagster"), "instance", "concurrency", "set", DOWNLOAD_POOL, "2"], env={**os.environ, **env},
-                       cwd=tmp_path, check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), "instance", "concurrency", "set", DOWNLOAD_POOL, "2"],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         assert instance.event_log_storage.get_concurrency_info(DOWNLOAD_POOL).slot_count == 2
 
         # The backfill: one process per partition, all started at once.
         procs = {
             scene: subprocess.Popen(
                 [sys.executable, "-c", _RUN_ONE_PARTITION, source, str(data), scene],
-                cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, start_new_session=True,
+                cwd=tmp_path,
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
             )
             for scene in scenes
         }
@@ -219,12 +255,15 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
             assert not failures
 
         metadata_version = instance.get_latest_materialization_event(
-            dg.AssetKey("hypersim_metadata")).asset_materialization.tags["dagster/data_version"]
+            dg.AssetKey("hypersim_metadata")
+        ).asset_materialization.tags["dagster/data_version"]
         for scene in scenes:
             raw = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_scene"), asset_partitions=[scene]), limit=10).records
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_scene"), asset_partitions=[scene]), limit=10
+            ).records
             converted = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("converted_scene"), asset_partitions=[scene]), limit=10).records
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("converted_scene"), asset_partitions=[scene]), limit=10
+            ).records
             assert len(raw) == 1 and len(converted) == 1, (scene, len(raw), len(converted))
             raw, converted = raw[0], converted[0]
             assert raw.run_id == converted.run_id  # one run per partition did both
@@ -238,5 +277,12 @@ def test_concurrent_partition_runs_keep_one_materialisation_each_with_lineage(po
             assert written > 0
             assert len(list((data / "dataset").glob(f"*/rgb/{scene}/*/*.png"))) == written
         # Versions differ between scenes: lineage points at each partition's own parent.
-        assert len({_tag(r, "dagster/data_version") for r in instance.fetch_materializations(
-            dg.AssetKey("raw_scene"), limit=100).records}) == SCENES
+        assert (
+            len(
+                {
+                    _tag(r, "dagster/data_version")
+                    for r in instance.fetch_materializations(dg.AssetKey("raw_scene"), limit=100).records
+                }
+            )
+            == SCENES
+        )

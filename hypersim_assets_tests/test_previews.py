@@ -10,7 +10,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from hypersim_assets.previews import colorize_depth, colorize_labels, downsample, frame_preview_markdown
+from hypersim_assets.convert.previews import colorize_depth, colorize_labels, downsample, frame_preview_markdown
 
 
 def test_downsample_keeps_exact_values_and_bounds_width():
@@ -25,7 +25,7 @@ def test_depth_colours_invalid_black_and_near_differs_from_far():
     depth[:, 1:] = np.linspace(500, 9000, 49).astype(np.uint16)
     rgb = colorize_depth(depth)
     assert (rgb[:, 0] == 0).all()
-    assert rgb[0, 1, 2] > rgb[0, 1, 0]   # near: blue
+    assert rgb[0, 1, 2] > rgb[0, 1, 0]  # near: blue
     assert rgb[0, -1, 0] > rgb[0, -1, 2]  # far: red
 
 

@@ -7,15 +7,20 @@ from datetime import datetime, timezone
 
 import pytest
 
-from hypersim_assets.provenance import CREATION_META_FILE, append_creation_meta, read_creation_meta
+from hypersim_assets.catalog.provenance import CREATION_META_FILE, append_creation_meta, read_creation_meta
 
 REFERENCE_KEYS = {"executable", "command", "timestamp", "local_time", "user", "version", "additional_meta"}
 
 
 def test_appends_records_with_reference_keys(tmp_path):
     when = datetime(2026, 11, 23, 12, 0, 5, tzinfo=timezone.utc)
-    first = append_creation_meta(tmp_path, package_version="0.1.0", source="file:///mirror",
-                                 settings={"subsamples": [1, 10], "tilt_shift": True}, now=when)
+    first = append_creation_meta(
+        tmp_path,
+        package_version="0.1.0",
+        source="file:///mirror",
+        settings={"subsamples": [1, 10], "tilt_shift": True},
+        now=when,
+    )
     append_creation_meta(tmp_path, package_version="0.1.1", source="upstream", settings={"subsamples": [1, 5]})
     records = json.loads((tmp_path / CREATION_META_FILE).read_text())
     assert isinstance(records, list) and len(records) == 2

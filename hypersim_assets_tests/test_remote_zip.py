@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.http_client import HttpClient
-from hypersim_assets.mirror_server import MirrorServer
-from hypersim_assets.remote_zip import (
+from hypersim_assets.download.http_client import HttpClient
+from hypersim_assets.download.remote_zip import (
     FileRangeReader,
     HttpRangeReader,
     ZipFormatError,
@@ -18,12 +17,15 @@ from hypersim_assets.remote_zip import (
     member_data_offset,
     read_central_directory,
 )
+from hypersim_assets.synthetic.mirror_server import MirrorServer
 from hypersim_assets_tests.scene_zips import SCENE, extract_all, scene_members, with_zip64_end_records, write_zip
 
 
 def zipfile_view(path: Path) -> dict[str, tuple[int, int, int, int, int]]:
     with zipfile.ZipFile(path) as zf:
-        return {i.filename: (i.header_offset, i.compress_size, i.file_size, i.compress_type, i.CRC) for i in zf.infolist()}
+        return {
+            i.filename: (i.header_offset, i.compress_size, i.file_size, i.compress_type, i.CRC) for i in zf.infolist()
+        }
 
 
 def our_view(members: tuple[ZipMember, ...]) -> dict[str, tuple[int, int, int, int, int]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypersim_assets import reprojection as R
+from hypersim_assets.convert import reprojection as R
 from hypersim_assets_tests.frame_scene import PLAIN_M, TILT_SHIFT_M, camera_params
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.frame_conversion import STATE_DIR, ConversionSettings
-from hypersim_assets.scene_conversion import convert_scene, remove_stale_temp_files
+from hypersim_assets.convert.frame_conversion import STATE_DIR, ConversionSettings
+from hypersim_assets.convert.scene_conversion import convert_scene, remove_stale_temp_files
 from hypersim_assets_tests.frame_scene import camera_params, write_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,9 @@ FRAMES = 8
 
 @pytest.fixture(scope="module")
 def scene_dir(tmp_path_factory):
-    return write_scene(tmp_path_factory.mktemp("raw"), cameras=("cam_00", "cam_01"), frames=FRAMES // 2, height=H, width=W)
+    return write_scene(
+        tmp_path_factory.mktemp("raw"), cameras=("cam_00", "cam_01"), frames=FRAMES // 2, height=H, width=W
+    )
 
 
 def _frames():
@@ -41,8 +43,15 @@ def test_executors_and_progress_give_the_same_files(scene_dir, tmp_path):
     serial = convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), tmp_path / "a")
     seen = []
     with cf.ThreadPoolExecutor(2) as ex:
-        threaded = convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), tmp_path / "b", executor=ex,
-                                 progress=lambda done, total, facts: seen.append((done, total)))
+        threaded = convert_scene(
+            scene_dir,
+            SCENE,
+            _frames(),
+            camera_params(H, W),
+            tmp_path / "b",
+            executor=ex,
+            progress=lambda done, total, facts: seen.append((done, total)),
+        )
     assert [f.status for f in serial] == ["converted"] * FRAMES
     assert [(f.camera, f.frame_id) for f in threaded] == [(c, f) for c, f, _, _ in _frames()]
     assert sorted(seen) == [(i, FRAMES) for i in range(1, FRAMES + 1)]
@@ -54,8 +63,8 @@ def test_executors_and_progress_give_the_same_files(scene_dir, tmp_path):
 _CHILD = """
 import sys
 from pathlib import Path
-from hypersim_assets.frame_conversion import ConversionSettings
-from hypersim_assets.scene_conversion import convert_scene
+from hypersim_assets.convert.frame_conversion import ConversionSettings
+from hypersim_assets.convert.scene_conversion import convert_scene
 from hypersim_assets_tests.frame_scene import camera_params
 frames = [(cam, f, "train", "Kitchen") for _ in range(50) for cam in ("cam_00", "cam_01") for f in range({half})]
 convert_scene(Path(sys.argv[1]), "{scene}", frames, camera_params({h}, {w}), Path(sys.argv[2]),
@@ -69,7 +78,9 @@ def test_killed_run_resumes_to_identical_output(scene_dir, tmp_path):
     code = _CHILD.format(half=FRAMES // 2, scene=SCENE, h=H, w=W)
     # The child converts the frames over and over (no skipping) on a 2-process pool, so
     # that a kill lands while files are being written.
-    proc = subprocess.Popen([sys.executable, "-c", code, str(scene_dir), str(crashed)], cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(scene_dir), str(crashed)], cwd=REPO, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

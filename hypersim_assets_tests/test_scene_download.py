@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.http_client import RangeNotSupported, RetryConfig
-from hypersim_assets.layout import MemberSelection
-from hypersim_assets.mirror_server import Faults, MirrorServer
-from hypersim_assets.scene_download import (
+from hypersim_assets.common.layout import MemberSelection
+from hypersim_assets.download.http_client import RangeNotSupported, RetryConfig
+from hypersim_assets.download.scene_download import (
     LOCK_NAME,
     MANIFEST_NAME,
     ChecksumMismatch,
@@ -31,7 +30,8 @@ from hypersim_assets.scene_download import (
     fetch_scene,
     fetch_scene_members,
 )
-from hypersim_assets.source import HypersimSource, Location
+from hypersim_assets.download.source import HypersimSource, Location
+from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 from hypersim_assets_tests.scene_zips import SCENE, extract_all, scene_members, with_zip64_end_records, write_mirror
 
 FAST = RetryConfig(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5.0)
@@ -92,7 +92,8 @@ def data_gets(server: MirrorServer, offsets: dict[str, tuple[int, int, int]], na
     """Start offsets of GETs that asked for bytes of ``name`` (its local header or data)."""
     header, _, end = offsets[name]
     return [
-        s for r in server.requests
+        s
+        for r in server.requests
         if r.method == "GET" and (s := range_start(r.range_header)) is not None and header <= s < end
     ]
 
@@ -105,10 +106,14 @@ def tail_reads(server: MirrorServer) -> int:
 def test_selective_fetch_is_exact_and_cheap(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:
     zip_path = mirror / "scenes" / f"{SCENE}.zip"
     seen: list[FetchProgress] = []
-    report = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, workers=3, retry=FAST, progress=seen.append)
+    report = fetch_scene_members(
+        zip_url(server), SCENE, tmp_path, CONVERSION, workers=3, retry=FAST, progress=seen.append
+    )
     want = expected(zip_path)
     assert raw_files(tmp_path) == want  # exactly the selection, byte-identical to zipfile's extraction
-    assert not (tmp_path / SCENE / "images" / "scene_cam_00_final_hdf5" / "frame.0000.diffuse_illumination.hdf5").exists()
+    assert not (
+        tmp_path / SCENE / "images" / "scene_cam_00_final_hdf5" / "frame.0000.diffuse_illumination.hdf5"
+    ).exists()
     assert report.members_selected == report.members_fetched == len(want) and report.members_skipped == 0
     assert report.zip_bytes == zip_path.stat().st_size
     with zipfile.ZipFile(zip_path) as zf:
@@ -165,7 +170,9 @@ def test_dropped_connection_resumes_from_partial_offset(server: MirrorServer, mi
             armed.append(p.member)
             server.faults = Faults(drop_after_bytes=10_000, drop_times=1)
 
-    report = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, workers=1, retry=FAST, progress=arm_after_first)
+    report = fetch_scene_members(
+        zip_url(server), SCENE, tmp_path, CONVERSION, workers=1, retry=FAST, progress=arm_after_first
+    )
     assert raw_files(tmp_path) == expected(zip_path)
     assert report.retries == 1
     dropped = next(r for r in server.requests if r.body_bytes == 10_000 and r.method == "GET")
@@ -222,7 +229,9 @@ def test_crc_mismatch_fetched_twice_then_fails(mirror: Path, tmp_path: Path) -> 
         victim = next(
             i.filename
             for i in zf.infolist()
-            if i.compress_type == zipfile.ZIP_STORED and i.compress_size > 1000 and CONVERSION.matches(SCENE, i.filename)
+            if i.compress_type == zipfile.ZIP_STORED
+            and i.compress_size > 1000
+            and CONVERSION.matches(SCENE, i.filename)
         )
     data = bytearray(zip_path.read_bytes())
     data[offsets[victim][1] + 100] ^= 0x01  # the central directory keeps the old CRC
@@ -237,7 +246,9 @@ def test_crc_mismatch_fetched_twice_then_fails(mirror: Path, tmp_path: Path) -> 
     assert victim not in manifest["members"]
 
 
-def test_full_disk_is_reported_and_nothing_unverified_counts(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:
+def test_full_disk_is_reported_and_nothing_unverified_counts(
+    server: MirrorServer, mirror: Path, tmp_path: Path
+) -> None:
     small = tmp_path / "small"
     small.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], capture_output=True).returncode:
@@ -262,9 +273,9 @@ def test_file_size_limit_is_reported_like_a_full_disk(server: MirrorServer, mirr
         "import resource, signal, sys; from pathlib import Path\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
-        "from hypersim_assets.scene_download import DiskFull, fetch_scene_members\n"
-        "from hypersim_assets.layout import MemberSelection\n"
-        "from hypersim_assets.source import Location\n"
+        "from hypersim_assets.download.scene_download import DiskFull, fetch_scene_members\n"
+        "from hypersim_assets.common.layout import MemberSelection\n"
+        "from hypersim_assets.download.source import Location\n"
         "try:\n"
         f"    fetch_scene_members(Location(url={zip_url(server).url!r}), {SCENE!r}, Path({str(tmp_path)!r}), MemberSelection(), workers=1)\n"
         "except DiskFull as exc:\n"
@@ -326,9 +337,9 @@ def test_resume_after_kill(tmp_path: Path) -> None:
     with MirrorServer(mirror, faults=Faults(delay_s=0.03)) as server:
         code = (
             "import sys; from pathlib import Path\n"
-            "from hypersim_assets.scene_download import fetch_scene_members\n"
-            "from hypersim_assets.layout import MemberSelection\n"
-            "from hypersim_assets.source import Location\n"
+            "from hypersim_assets.download.scene_download import fetch_scene_members\n"
+            "from hypersim_assets.common.layout import MemberSelection\n"
+            "from hypersim_assets.download.source import Location\n"
             f"fetch_scene_members(Location(url={zip_url(server).url!r}), {SCENE!r}, Path({str(raw_root)!r}), MemberSelection(), workers=1)\n"
         )
         proc = subprocess.Popen([sys.executable, "-c", code])
@@ -399,7 +410,9 @@ def test_zip64_archive_and_long_local_extra_fields(tmp_path: Path) -> None:
         for i, (name, data) in enumerate(members.items()):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED if i % 2 else zipfile.ZIP_STORED
-            info.extra = (0xCAFE).to_bytes(2, "little") + (300).to_bytes(2, "little") + bytes(300)  # longer than we guess
+            info.extra = (
+                (0xCAFE).to_bytes(2, "little") + (300).to_bytes(2, "little") + bytes(300)
+            )  # longer than we guess
             with zf.open(info, "w", force_zip64=True) as w:
                 w.write(data)
     with_zip64_end_records(zip_path)

@@ -9,15 +9,17 @@ from hypersim_assets.definitions import defs
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.schedules import partitions_needing_work, scene_backfill_schedule
 from hypersim_assets.materialize import resource_run_config
-from hypersim_assets.mirror_server import MirrorServer
-from hypersim_assets.synthetic_mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
+from hypersim_assets.synthetic.mirror_server import MirrorServer
 
 
 def test_partitions_needing_work_rules():
     parts = ["a", "b", "c", "d", "e", "f"]
     status = {"a": "MATERIALIZED", "b": "FAILED", "c": None, "d": "MATERIALIZED", "e": "IN_PROGRESS", "f": None}
     versions = {"a": "7", "d": "6"}
-    work = partitions_needing_work(parts, status, versions, "7", in_flight={"f"}, last_run_id={"b": "run-b", "d": "run-d"})
+    work = partitions_needing_work(
+        parts, status, versions, "7", in_flight={"f"}, last_run_id={"b": "run-b", "d": "run-d"}
+    )
     assert [(w.partition, w.reason) for w in work] == [("b", "failed"), ("c", "missing"), ("d", "stale")]
     markers = {w.partition: w.marker for w in work}
     assert markers["b"] == "run-b" and markers["c"] == "none" and markers["d"].startswith("run-d")
@@ -30,14 +32,17 @@ def _tick(instance):
 
 
 def test_schedule_requests_only_missing_partitions_with_stable_run_keys(tmp_path):
-    summary = write_synthetic_mirror(tmp_path / "mirror", MirrorSpec(scenes=2, cameras=1, frames=2, height=16, width=24))
+    summary = write_synthetic_mirror(
+        tmp_path / "mirror", MirrorSpec(scenes=2, cameras=1, frames=2, height=16, width=24)
+    )
     with dg.instance_for_test() as instance, MirrorServer(tmp_path / "mirror") as server:
         requests, skip = _tick(instance)
         assert not requests and "hypersim_metadata" in skip
         config = resource_run_config(server.url, tmp_path / "data")
         catalog = defs.resolve_job_def("hypersim_catalog_job")
-        assert catalog.execute_in_process(run_config=config, instance=instance,
-                                          asset_selection=[dg.AssetKey("hypersim_metadata")]).success
+        assert catalog.execute_in_process(
+            run_config=config, instance=instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
+        ).success
         scenes = sorted(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
         assert scenes == sorted(summary.scenes)
 
@@ -55,7 +60,9 @@ def test_schedule_requests_only_missing_partitions_with_stable_run_keys(tmp_path
 
         # A failed run of the other scene: requested again as "failed", under a new run key.
         (tmp_path / "mirror" / "scenes" / f"{scenes[1]}.zip").unlink()
-        failed = job.execute_in_process(run_config=config, instance=instance, partition_key=scenes[1], raise_on_error=False)
+        failed = job.execute_in_process(
+            run_config=config, instance=instance, partition_key=scenes[1], raise_on_error=False
+        )
         assert not failed.success
         requests, _ = _tick(instance)
         assert [(r.partition_key, r.tags["hypersim/reason"]) for r in requests] == [(scenes[1], "failed")]

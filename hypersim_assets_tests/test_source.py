@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.layout import CAMERA_PARAMETERS_CSV, METADATA_FILES, SPLIT_CSV
-from hypersim_assets.source import HypersimSource, data_root_from_env
+from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV, METADATA_FILES, SPLIT_CSV
+from hypersim_assets.download.source import HypersimSource, data_root_from_env
 
 
 def test_upstream_is_the_default_and_pins_every_metadata_file(monkeypatch):

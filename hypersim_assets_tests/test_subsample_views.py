@@ -8,9 +8,9 @@ import re
 import pandas as pd
 import pytest
 
-from hypersim_assets import metadata as md
-from hypersim_assets.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
-from hypersim_assets.subsample_views import (
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
+from hypersim_assets.catalog.subsample_views import (
     KIND_SPLIT,
     KIND_TRAJECTORY,
     parse_subsamples,
@@ -110,12 +110,17 @@ def test_every_nth_split_skips_excluded_and_blacklisted_before_counting(tmp_path
         + [f"ai_003_001/cam_01/{f:04d}" for f in range(2, 12)]
     )
     assert train == eligible[::5]
-    assert view.loc[view["split"] == "valid", "stem"].tolist() == ["ai_002_001/cam_00/0000", "ai_002_001/cam_00/0007"]  # 0..4, 7..11
+    assert view.loc[view["split"] == "valid", "stem"].tolist() == [
+        "ai_002_001/cam_00/0000",
+        "ai_002_001/cam_00/0007",
+    ]  # 0..4, 7..11
 
 
 def test_per_trajectory_starts_each_trajectory_at_its_first_eligible_frame(tmp_path):
     view = select_every_nth_per_trajectory(_synthetic_index(tmp_path), 5)
-    got = {k: g["frame_id"].tolist() for k, g in view.groupby(view["scene"].astype(str) + "/" + view["camera"].astype(str))}
+    got = {
+        k: g["frame_id"].tolist() for k, g in view.groupby(view["scene"].astype(str) + "/" + view["camera"].astype(str))
+    }
     assert got == {
         "ai_001_001/cam_00": [0, 6, 11],  # eligible: 0,1,2,4,5,...,11
         "ai_001_001/cam_01": [0, 5, 10],
@@ -141,7 +146,9 @@ def test_write_views_lists_only_present_frames(tmp_path):
     assert (root / "test.txt").read_text() == "ai_002_002/cam_00/0000\nai_002_002/cam_00/0001\n"
     assert (root / "valid.txt").read_text() == ""
     # train every 2nd: positions 0,2,4,... of 33 eligible train frames; cam_01 starts at position 11
-    assert (root / "train_every_2th.txt").read_text() == "".join(f"ai_001_001/cam_01/{f:04d}\n" for f in range(1, 12, 2))
+    assert (root / "train_every_2th.txt").read_text() == "".join(
+        f"ai_001_001/cam_01/{f:04d}\n" for f in range(1, 12, 2)
+    )
     assert (root / "test_every_2th.txt").read_text() == "ai_002_002/cam_00/0000\n"
     assert result.summary["text_lists"]["train.txt"] == 12
     assert result.summary["views"]["every_nth_split_N1"] == {"train": 33, "valid": 10, "test": 7}

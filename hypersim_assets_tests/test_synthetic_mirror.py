@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hypersim_assets import layout
-from hypersim_assets.synthetic_mirror import (
+from hypersim_assets.common import layout
+from hypersim_assets.synthetic.mirror import (
     _REAL_CAMERA_ROWS,
     CAMERA_PARAMETER_COLUMNS,
     FINAL_PREVIEWS,
@@ -68,7 +68,11 @@ def _present_frames(summary: MirrorSummary) -> list[tuple[str, str, int]]:
     missing = summary.edge_cases["missing_frame"]
     out = []
     for r in df[df.included_in_public_release].itertuples():
-        if missing and (r.scene_name, r.camera_name, r.frame_id) == (missing["scene"], missing["camera"], missing["frame_id"]):
+        if missing and (r.scene_name, r.camera_name, r.frame_id) == (
+            missing["scene"],
+            missing["camera"],
+            missing["frame_id"],
+        ):
             continue
         out.append((r.scene_name, r.camera_name, int(r.frame_id)))
     return out
@@ -119,7 +123,10 @@ def test_zip_members_cover_every_upstream_kind(mirror: MirrorSummary) -> None:
             f"{s}/_detail/mesh/metadata_objects.csv",
         } | {layout.bounding_box_member(s, k) for k in layout.BOUNDING_BOX_KINDS}
         for cam in ("cam_00", "cam_01"):
-            detail |= {layout.camera_keyframe_member(s, cam, w) for w in ("positions", "orientations", "frame_indices", "look_at_positions")}
+            detail |= {
+                layout.camera_keyframe_member(s, cam, w)
+                for w in ("positions", "orientations", "frame_indices", "look_at_positions")
+            }
             detail.add(f"{s}/_detail/{cam}/metadata_camera.csv")
         assert detail <= names, detail - names
         for r in df[df.scene_name == s].itertuples():
@@ -147,7 +154,11 @@ def test_excluded_and_missing_frames_are_recorded(mirror: MirrorSummary) -> None
     traj = pd.read_csv(mirror.root / layout.TRAJECTORIES_CSV).set_index("Animation")
     assert traj.loc[f"{bad['scene']}_{bad['camera']}", "Scene type"] == bad["exclude_reason"]
     missing = mirror.edge_cases["missing_frame"]
-    row = df[(df.scene_name == missing["scene"]) & (df.camera_name == missing["camera"]) & (df.frame_id == missing["frame_id"])]
+    row = df[
+        (df.scene_name == missing["scene"])
+        & (df.camera_name == missing["camera"])
+        & (df.frame_id == missing["frame_id"])
+    ]
     assert bool(row.included_in_public_release.iloc[0])  # included, yet its files are absent (upstream issue 7)
 
 
@@ -155,7 +166,12 @@ def test_hdf5_formats_match_upstream(mirror: MirrorSummary) -> None:
     s, cam, fi = _present_frames(mirror)[0]
     H, W = SPEC.height, SPEC.width
     expect = {k: (np.float16, (H, W, 3)) for k in layout.FINAL_KINDS}
-    expect.update({k: (np.float16, (H, W, 3)) for k in ("position", "normal_cam", "normal_world", "normal_bump_cam", "normal_bump_world", "tex_coord")})
+    expect.update(
+        {
+            k: (np.float16, (H, W, 3))
+            for k in ("position", "normal_cam", "normal_world", "normal_bump_cam", "normal_bump_world", "tex_coord")
+        }
+    )
     expect["depth_meters"] = (np.float16, (H, W))
     expect.update({k: (np.int16, (H, W)) for k in ("render_entity_id", "semantic", "semantic_instance")})
     with _zip(mirror, s) as zf:
@@ -174,7 +190,12 @@ def test_hdf5_formats_match_upstream(mirror: MirrorSummary) -> None:
             ori = _h5(zf, layout.camera_keyframe_member(s, cam_, "orientations"))
             idx = _h5(zf, layout.camera_keyframe_member(s, cam_, "frame_indices"))
             look = _h5(zf, layout.camera_keyframe_member(s, cam_, "look_at_positions"))
-            assert (pos.dtype, pos.shape, ori.dtype, ori.shape) == (np.float64, (n_frames, 3), np.float64, (n_frames, 3, 3))
+            assert (pos.dtype, pos.shape, ori.dtype, ori.shape) == (
+                np.float64,
+                (n_frames, 3),
+                np.float64,
+                (n_frames, 3, 3),
+            )
             assert look.shape == (n_frames, 3) and idx.dtype == np.int64 and list(idx) == list(range(n_frames))
         si = _h5(zf, f"{s}/_detail/mesh/mesh_objects_si.hdf5")
         sii = _h5(zf, f"{s}/_detail/mesh/mesh_objects_sii.hdf5")
@@ -183,7 +204,11 @@ def test_hdf5_formats_match_upstream(mirror: MirrorSummary) -> None:
         assert si.dtype == sii.dtype == np.int64 and si.shape == sii.shape == (len(objects), 1)
         bb = {k: _h5(zf, layout.bounding_box_member(s, k)) for k in layout.BOUNDING_BOX_KINDS}
         n_inst = int(sii.max()) + 1
-        assert bb["positions"].shape == bb["extents"].shape == (n_inst, 3) and bb["orientations"].shape == (n_inst, 3, 3)
+        assert bb["positions"].shape == bb["extents"].shape == (n_inst, 3) and bb["orientations"].shape == (
+            n_inst,
+            3,
+            3,
+        )
         assert all(a.dtype == np.float64 for a in bb.values())
         for name in zf.namelist():
             if name.endswith(".csv"):
@@ -271,7 +296,10 @@ def test_geometry_is_consistent(mirror: MirrorSummary) -> None:
             continue
         # Camera frame (valid rotation): depth * unit camera ray == R^T (position - camera) in metres.
         local_m = (position - pos) @ R * mpau
-        assert np.abs(local_m[ok] - depth[ok][:, None] * d_cam[ok]).max() < 2e-3 * np.nanmax(depth) + 4e-3 * np.nanmax(np.abs(position)) * mpau
+        assert (
+            np.abs(local_m[ok] - depth[ok][:, None] * d_cam[ok]).max()
+            < 2e-3 * np.nanmax(depth) + 4e-3 * np.nanmax(np.abs(position)) * mpau
+        )
 
 
 def test_labels_follow_the_mesh_annotation(mirror: MirrorSummary) -> None:
@@ -301,7 +329,11 @@ def test_bounding_boxes_enclose_their_instances(mirror: MirrorSummary) -> None:
     assert {int(i) for i in sii if i != -1} - with_geometry  # an annotated instance that no node renders
     for i in range(len(bb["positions"])):
         if i not in with_geometry:  # no geometry: inf rows, as in the real files (upstream issue 66)
-            assert np.isinf(bb["positions"][i]).all() and np.isinf(bb["extents"][i]).all() and np.isinf(bb["orientations"][i]).all()
+            assert (
+                np.isinf(bb["positions"][i]).all()
+                and np.isinf(bb["extents"][i]).all()
+                and np.isinf(bb["orientations"][i]).all()
+            )
             continue
         R = bb["orientations"][i]
         assert np.isfinite(bb["positions"][i]).all()
@@ -323,7 +355,9 @@ def test_shading_is_image_like(mirror: MirrorSummary) -> None:
     with _zip(mirror, s) as zf:
         f = _frame(zf, s, cam, fi)
     c = f["color"].astype(np.float32)
-    recon = f["diffuse_reflectance"].astype(np.float32) * f["diffuse_illumination"].astype(np.float32) + f["residual"].astype(np.float32)
+    recon = f["diffuse_reflectance"].astype(np.float32) * f["diffuse_illumination"].astype(np.float32) + f[
+        "residual"
+    ].astype(np.float32)
     assert np.allclose(c, recon, rtol=4e-3, atol=1e-3)
     lum = c.mean(-1)
     # Smooth, not noise: neighbouring pixels differ far less than pixels in general.
@@ -355,8 +389,18 @@ def test_edge_cases_are_planted(mirror: MirrorSummary) -> None:
     assert np.allclose(R[1:].transpose(0, 2, 1) @ R[1:], np.eye(3), atol=1e-9)
     nan_case = ec["nan_depth_at_valid_pixels"]
     with _zip(mirror, nan_case["scene"]) as zf:
-        depth = _h5(zf, layout.frame_member(nan_case["scene"], nan_case["camera"], nan_case["frame_id"], "geometry", "depth_meters"))
-        rid = _h5(zf, layout.frame_member(nan_case["scene"], nan_case["camera"], nan_case["frame_id"], "geometry", "render_entity_id"))
+        depth = _h5(
+            zf,
+            layout.frame_member(
+                nan_case["scene"], nan_case["camera"], nan_case["frame_id"], "geometry", "depth_meters"
+            ),
+        )
+        rid = _h5(
+            zf,
+            layout.frame_member(
+                nan_case["scene"], nan_case["camera"], nan_case["frame_id"], "geometry", "render_entity_id"
+            ),
+        )
     assert nan_case["pixels"] and all(np.isnan(depth[r, c]) and rid[r, c] != -1 for r, c in nan_case["pixels"])
     seen_above_255 = False
     for s, cam, fi in _present_frames(mirror):
@@ -380,12 +424,18 @@ def test_metadata_csvs(mirror: MirrorSummary) -> None:
     params = _camera_params(mirror)
     assert tuple(["scene_name"] + list(params.columns)) == CAMERA_PARAMETER_COLUMNS
     assert sorted(params.index) == mirror.scenes
-    assert (params.settings_output_img_width == SPEC.width).all() and (params.settings_output_img_height == SPEC.height).all()
+    assert (params.settings_output_img_width == SPEC.width).all() and (
+        params.settings_output_img_height == SPEC.height
+    ).all()
 
 
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason="real Hypersim reference files not present")
 def test_columns_and_camera_rows_match_the_real_files(mirror: MirrorSummary) -> None:
-    for name, cols in ((layout.SPLIT_CSV, SPLIT_COLUMNS), (layout.TRAJECTORIES_CSV, TRAJECTORY_COLUMNS), (layout.CAMERA_PARAMETERS_CSV, CAMERA_PARAMETER_COLUMNS)):
+    for name, cols in (
+        (layout.SPLIT_CSV, SPLIT_COLUMNS),
+        (layout.TRAJECTORIES_CSV, TRAJECTORY_COLUMNS),
+        (layout.CAMERA_PARAMETERS_CSV, CAMERA_PARAMETER_COLUMNS),
+    ):
         with open(REFERENCE / "metadata" / name, newline="") as f:
             real = tuple(next(csv.reader(f)))
         with open(mirror.root / name, newline="") as f:
@@ -419,7 +469,9 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
 
 def test_small_specs_skip_edge_cases_that_do_not_fit(tmp_path: Path) -> None:
     s = write_synthetic_mirror(tmp_path, MirrorSpec(scenes=1, cameras=1, frames=1, height=8, width=8))
-    assert s.frames_included == 1 and s.edge_cases["missing_frame"] is None and s.edge_cases["excluded_trajectory"] is None
+    assert (
+        s.frames_included == 1 and s.edge_cases["missing_frame"] is None and s.edge_cases["excluded_trajectory"] is None
+    )
     with zipfile.ZipFile(s.root / "scenes" / f"{s.scenes[0]}.zip") as zf:
         assert layout.frame_member(s.scenes[0], "cam_00", 0, "geometry", "depth_meters") in zf.namelist()
     with pytest.raises(ValueError, match="frames"):
@@ -439,7 +491,15 @@ def test_full_size_frame_matches_the_real_file_format(tmp_path: Path) -> None:
     if real.is_file():
         with h5py.File(real, "r") as f:
             ds = f["dataset"]
-            assert ours == (ds.dtype, ds.shape, ds.chunks, ds.compression, ds.compression_opts, ds.shuffle, ds.fletcher32)
+            assert ours == (
+                ds.dtype,
+                ds.shape,
+                ds.chunks,
+                ds.compression,
+                ds.compression_opts,
+                ds.shuffle,
+                ds.fletcher32,
+            )
     assert 0.3 < np.nanmin(depth) and np.nanmax(depth) < 15.0  # a room, in metres
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hypersim_assets.tonemapping import brightness_percentile, tonemap, tonemap_scale
+from hypersim_assets.convert.tonemapping import brightness_percentile, tonemap, tonemap_scale
 
 
 def _expected(color16: np.ndarray, render: np.ndarray) -> tuple[float, np.ndarray]:
@@ -14,7 +14,7 @@ def _expected(color16: np.ndarray, render: np.ndarray) -> tuple[float, np.ndarra
     pos = 0.9 * (v.size - 1)
     lo = int(pos)
     p = v[lo] + (v[min(lo + 1, v.size - 1)] - v[lo]) * (pos - lo)
-    scale = 0.0 if p < 1e-4 else 0.8 ** 2.2 / p
+    scale = 0.0 if p < 1e-4 else 0.8**2.2 / p
     out = np.empty(c.shape, np.uint8)
     for idx in np.ndindex(c.shape):  # scalar, one pixel at a time
         x = max(float(np.float32(scale) * c[idx]), 0.0) ** (1 / 2.2)

@@ -24,8 +24,14 @@ from hypersim_assets_tests import dagster_dev as dd
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 UI_TIMEOUT_MS = 60_000  # one UI element to appear or become enabled (2 shared cores)
 RUN_TIMEOUT_S = 150.0  # one run from launch to success

@@ -30,9 +30,16 @@ def load_config(path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=HERE / "jobqueue.yaml", help="jobqueue YAML (default: beside this script)")
+    parser.add_argument(
+        "--config", type=Path, default=HERE / "jobqueue.yaml", help="jobqueue YAML (default: beside this script)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="SLURM jobs to start (each runs `processes` workers)")
-    parser.add_argument("--adapt-max-jobs", type=int, default=0, help="instead of --jobs: scale between 0 and this many jobs with the load")
+    parser.add_argument(
+        "--adapt-max-jobs",
+        type=int,
+        default=0,
+        help="instead of --jobs: scale between 0 and this many jobs with the load",
+    )
     parser.add_argument("--print-job-script", action="store_true", help="print the sbatch script and exit")
     args = parser.parse_args()
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from hypersim_assets.dask_execution import DaskConfig, dask_executor
+from hypersim_assets.convert.dask_execution import DaskConfig, dask_executor
 
 ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"
 

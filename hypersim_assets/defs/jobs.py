@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-
 SCENE_ASSETS = dg.AssetSelection.assets("raw_scene", "converted_scene")
 CATALOG_ASSETS = dg.AssetSelection.assets("hypersim_metadata", "frame_index", "subsample_views")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from hypersim_assets.layout import MemberSelection, dataset_dir, raw_dir
-from hypersim_assets.source import HypersimSource, data_root_from_env
-from hypersim_assets.subsample_views import ENV_SUBSAMPLES, parse_subsamples
+from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
+from hypersim_assets.common.layout import MemberSelection, dataset_dir, raw_dir
+from hypersim_assets.download.source import HypersimSource, data_root_from_env
 
 
 class HypersimResource(dg.ConfigurableResource):

@@ -2,14 +2,14 @@
 partitions that are missing, failed, or stale (converted by other converter
 code), never for ones already queued or running."""
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import dagster as dg
 
+from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION
 from hypersim_assets.defs.jobs import scene_job
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.frame_conversion import CONVERTER_VERSION
 
 CONVERTED_KEY = dg.AssetKey("converted_scene")
 IN_FLIGHT = [

@@ -7,14 +7,14 @@ import time
 import dagster as dg
 
 from hypersim_assets import __version__
-from hypersim_assets import metadata as md
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, load_scene_facts, write_parquet_atomic
+from hypersim_assets.catalog.index_checks import check_converted_files_exist, check_index_matches_metadata
+from hypersim_assets.catalog.provenance import append_creation_meta
+from hypersim_assets.catalog.subsample_views import write_views
 from hypersim_assets.defs.assets.conversion import converted_scene
 from hypersim_assets.defs.assets.raw import hypersim_metadata
 from hypersim_assets.defs.resources import CatalogResource, ConversionResource, HypersimResource
-from hypersim_assets.frame_index import INDEX_FILE, build_frame_index, load_scene_facts, write_parquet_atomic
-from hypersim_assets.index_checks import check_converted_files_exist, check_index_matches_metadata
-from hypersim_assets.provenance import append_creation_meta
-from hypersim_assets.subsample_views import write_views
 
 GROUP = "hypersim_catalog"
 
@@ -62,10 +62,16 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
             "seconds": round(time.monotonic() - started, 3),
         },
         check_results=[
-            dg.AssetCheckResult(check_name="rows_match_metadata", passed=rows_ok,
-                                metadata={"details": dg.MetadataValue.json(rows_details)}),
-            dg.AssetCheckResult(check_name="converted_files_exist", passed=files_ok,
-                                metadata={"details": dg.MetadataValue.json(files_details)}),
+            dg.AssetCheckResult(
+                check_name="rows_match_metadata",
+                passed=rows_ok,
+                metadata={"details": dg.MetadataValue.json(rows_details)},
+            ),
+            dg.AssetCheckResult(
+                check_name="converted_files_exist",
+                passed=files_ok,
+                metadata={"details": dg.MetadataValue.json(files_details)},
+            ),
         ],
     )
 
@@ -107,9 +113,15 @@ def subsample_views(
             "path": dg.MetadataValue.path(str(dataset_root / "views")),
         },
         check_results=[
-            dg.AssetCheckResult(check_name="views_subset_of_index", passed=result.subset_ok,
-                                metadata={"details": dg.MetadataValue.json(result.subset_details)}),
-            dg.AssetCheckResult(check_name="text_lists_match_views", passed=result.lists_ok,
-                                metadata={"details": dg.MetadataValue.json(result.lists_details)}),
+            dg.AssetCheckResult(
+                check_name="views_subset_of_index",
+                passed=result.subset_ok,
+                metadata={"details": dg.MetadataValue.json(result.subset_details)},
+            ),
+            dg.AssetCheckResult(
+                check_name="text_lists_match_views",
+                passed=result.lists_ok,
+                metadata={"details": dg.MetadataValue.json(result.lists_details)},
+            ),
         ],
     )

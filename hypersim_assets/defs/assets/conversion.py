@@ -5,18 +5,18 @@ import time
 
 import dagster as dg
 
-from hypersim_assets import metadata as md
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.scene_facts import summarize_scene_facts, write_scene_facts
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED
+from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_arrays
+from hypersim_assets.convert.previews import frame_preview_markdown
+from hypersim_assets.convert.scene_conversion import convert_scene
 from hypersim_assets.defs.assets.raw import raw_scene
 from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.policies import TRANSIENT_RETRY
 from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
-from hypersim_assets.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_arrays
-from hypersim_assets.frame_facts import STATUS_CONVERTED
-from hypersim_assets.previews import frame_preview_markdown
-from hypersim_assets.scene_conversion import convert_scene
-from hypersim_assets.scene_download import delete_scene_raw
-from hypersim_assets.scene_facts import summarize_scene_facts, write_scene_facts
+from hypersim_assets.download.scene_download import delete_scene_raw
 
 GROUP = "hypersim_dataset"
 
@@ -42,10 +42,18 @@ def _preview(scene_dir, scene: str, facts, camera_params, tilt_shift: bool) -> s
     code_version=CONVERTER_VERSION,
     retry_policy=TRANSIENT_RETRY,
     check_specs=[
-        dg.AssetCheckSpec("frames_converted", asset="converted_scene", blocking=False,
-                          description="Warns when included frames could not be converted (missing or corrupt input)."),
-        dg.AssetCheckSpec("outputs_complete", asset="converted_scene", blocking=True,
-                          description="Every converted frame has all of its output files on disk."),
+        dg.AssetCheckSpec(
+            "frames_converted",
+            asset="converted_scene",
+            blocking=False,
+            description="Warns when included frames could not be converted (missing or corrupt input).",
+        ),
+        dg.AssetCheckSpec(
+            "outputs_complete",
+            asset="converted_scene",
+            blocking=True,
+            description="Every converted frame has all of its output files on disk.",
+        ),
     ],
 )
 def converted_scene(

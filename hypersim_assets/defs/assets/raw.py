@@ -5,14 +5,14 @@ import time
 
 import dagster as dg
 
-from hypersim_assets import metadata as md
+from hypersim_assets.catalog import metadata as md
+from hypersim_assets.common.layout import METADATA_FILES
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partitions
 from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
-from hypersim_assets.http_client import RetryConfig, SourceNotFound
-from hypersim_assets.remote_zip import ZipFormatError
-from hypersim_assets.layout import METADATA_FILES
-from hypersim_assets.scene_download import (
+from hypersim_assets.download.http_client import RetryConfig, SourceNotFound
+from hypersim_assets.download.remote_zip import ZipFormatError
+from hypersim_assets.download.scene_download import (
     DiskFull,
     FetchProgress,
     MemberCorrupt,
@@ -99,7 +99,9 @@ def raw_scene(
     raw_root = hypersim.raw_root()
     tables = md.read_metadata(raw_root)
     if scene not in set(md.public_scenes(tables.splits)):
-        raise dg.Failure(f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False)
+        raise dg.Failure(
+            f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False
+        )
     location = source.unpacked_scene_dir(scene) or source.scene_zip(scene)
     retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
 

@@ -40,20 +40,20 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-from hypersim_assets.http_client import (
+from hypersim_assets.common.layout import SCENE_NAME_RE, MemberSelection
+from hypersim_assets.download.http_client import (
     HttpClient,
     RemoteChanged,
     RetryConfig,
     SourceNotFound,
     TransferStats,
 )
-from hypersim_assets.layout import SCENE_NAME_RE, MemberSelection
-from hypersim_assets.remote_zip import (
+from hypersim_assets.download.remote_zip import (
     DEFLATED,
     LOCAL_HEADER_FIXED,
     STORED,
@@ -66,7 +66,7 @@ from hypersim_assets.remote_zip import (
     parse_local_header,
     read_central_directory,
 )
-from hypersim_assets.source import HypersimSource, Location
+from hypersim_assets.download.source import HypersimSource, Location
 
 MANIFEST_NAME = ".hypersim-manifest.json"
 LOCK_NAME = ".hypersim-download.lock"
@@ -341,7 +341,7 @@ def manifest_fingerprint(raw_root: Path, scene: str) -> str:
 
 
 @contextlib.contextmanager
-def _saved_manifest(scene_dir: Path, scene: str) -> Iterator["_Manifest"]:
+def _saved_manifest(scene_dir: Path, scene: str) -> Iterator[_Manifest]:
     """The scene's manifest, saved when the block ends, also when it fails: what was
     verified is kept, but a failing save (e.g. the disk is full) never hides the cause."""
     manifest = _Manifest(scene_dir / MANIFEST_NAME, scene)
@@ -370,7 +370,12 @@ def _fsync_path(path: Path) -> None:
 
 
 def _manifest_entry(member: ZipMember) -> dict:
-    return {"size": member.file_size, "crc32": member.crc32, "compressed_size": member.compressed_size, "verified": "crc32"}
+    return {
+        "size": member.file_size,
+        "crc32": member.crc32,
+        "compressed_size": member.compressed_size,
+        "verified": "crc32",
+    }
 
 
 def _file_crc32(path: Path) -> tuple[int, int]:
@@ -441,7 +446,9 @@ def _resume_point(run: _SceneRun, member: ZipMember, part: Path, sidecar: Path) 
     return None
 
 
-def _verify_into(archive: str, member: ZipMember, part: Path, out: Path, stored_crc: tuple[int, int] | None) -> str | None:
+def _verify_into(
+    archive: str, member: ZipMember, part: Path, out: Path, stored_crc: tuple[int, int] | None
+) -> str | None:
     """Check size and CRC-32 of a member whose compressed bytes are in ``part``; returns a problem or None.
 
     Deflated members are inflated into ``out`` on the way. For stored members
@@ -511,7 +518,9 @@ class _HeaderThenData:
             self.head += data
             if len(self.head) < LOCAL_HEADER_FIXED:
                 return
-            self.header_len = parse_local_header(self.run.directory.archive, self.member, bytes(self.head[:LOCAL_HEADER_FIXED]))
+            self.header_len = parse_local_header(
+                self.run.directory.archive, self.member, bytes(self.head[:LOCAL_HEADER_FIXED])
+            )
             # The sidecar first: a .part without a valid one is never continued (so a torn write is harmless).
             self.sidecar.write_text(json.dumps(_sidecar_for(self.run, self.member, self.data_offset)))  # type: ignore[arg-type]
             self.raw = open(self.part, "wb")
@@ -547,11 +556,15 @@ def _fetch_member(run: _SceneRun, member: ZipMember) -> None:
                 guess = LOCAL_HEADER_FIXED + name_len + _LOCAL_EXTRA_GUESS + member.compressed_size
                 sink = _HeaderThenData(run, member, part, sidecar)
                 try:
-                    run.reader.copy_range(member.header_offset, min(guess, run.reader.size - member.header_offset), sink)
+                    run.reader.copy_range(
+                        member.header_offset, min(guess, run.reader.size - member.header_offset), sink
+                    )
                 finally:
                     sink.close()
                 if sink.data_offset is None:
-                    raise ZipFormatError(f"{archive}: member {member.name}: local header cut short at {member.header_offset}")
+                    raise ZipFormatError(
+                        f"{archive}: member {member.name}: local header cut short at {member.header_offset}"
+                    )
                 data_offset = sink.data_offset
                 crc, have = (sink.file.crc, sink.file.size) if sink.file is not None else (0, 0)
             else:
@@ -714,8 +727,16 @@ def fetch_scene_members(
                     # Partial members fetched under another ETag cannot be continued: drop them now.
                     for m in members:
                         dest = _member_path(raw_root, scene, m.name)
-                        if dest.with_name(dest.name + SIDECAR_SUFFIX).exists() or dest.with_name(dest.name + PART_SUFFIX).exists():
-                            _resume_point(run, m, dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX))
+                        if (
+                            dest.with_name(dest.name + SIDECAR_SUFFIX).exists()
+                            or dest.with_name(dest.name + PART_SUFFIX).exists()
+                        ):
+                            _resume_point(
+                                run,
+                                m,
+                                dest.with_name(dest.name + PART_SUFFIX),
+                                dest.with_name(dest.name + SIDECAR_SUFFIX),
+                            )
                     todo = [m for m in members if not _member_complete(run, m, verify)]
                     fetched_before = report.members_fetched  # in earlier rounds of this call: fetched, not skipped
                     report.members_selected = len(members)
@@ -769,9 +790,7 @@ def _copy_unpacked(
     """Hard-link (or copy) the selected files of an unpacked scene; verified by size only (no CRC available)."""
     started = time.monotonic()
     report = FetchReport(scene=scene, verified="size")
-    files = sorted(
-        p for p in src_dir.rglob("*") if p.is_file() and not p.name.startswith(".hypersim-")
-    )
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file() and not p.name.startswith(".hypersim-"))
     chosen = [(p, f"{scene}/{p.relative_to(src_dir).as_posix()}") for p in files]
     chosen = [(p, name) for p, name in chosen if selection.matches(scene, name)]
     report.members_selected = len(chosen)
@@ -783,7 +802,9 @@ def _copy_unpacked(
             dest = _member_path(raw_root, scene, name)
             size = src.stat().st_size
             entry = {"size": size, "crc32": None, "compressed_size": size, "verified": "size"}
-            if dest.exists() and (dest.samefile(src) or (manifest.entry(name) == entry and dest.stat().st_size == size)):
+            if dest.exists() and (
+                dest.samefile(src) or (manifest.entry(name) == entry and dest.stat().st_size == size)
+            ):
                 report.members_skipped += 1
                 manifest.record(name, entry, dest)
                 continue

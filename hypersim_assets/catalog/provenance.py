@@ -18,11 +18,12 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from hypersim_assets.atomic_files import write_text_atomic
+from hypersim_assets.common.atomic_files import write_text_atomic
 
 CREATION_META_FILE = "creation_meta.json"
 GENERATOR = "hypersim-assets"
@@ -35,8 +36,9 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def creation_record(package_version: str, source: str, settings: Mapping[str, Any],
-                    now: datetime | None = None) -> dict:
+def creation_record(
+    package_version: str, source: str, settings: Mapping[str, Any], now: datetime | None = None
+) -> dict:
     """One provenance record (see the module docstring); ``now`` defaults to the current time."""
     now = now or datetime.now(timezone.utc)
     settings = dict(settings)
@@ -80,8 +82,9 @@ def read_creation_meta(dataset_root: Path) -> list[dict]:
     return data
 
 
-def append_creation_meta(dataset_root: Path, *, package_version: str, source: str,
-                         settings: Mapping[str, Any], now: datetime | None = None) -> dict:
+def append_creation_meta(
+    dataset_root: Path, *, package_version: str, source: str, settings: Mapping[str, Any], now: datetime | None = None
+) -> dict:
     """Append one record to ``<dataset>/creation_meta.json`` (created if absent); returns the record.
 
     The file is rewritten atomically under an exclusive lock, so concurrent callers

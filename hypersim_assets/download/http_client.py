@@ -29,8 +29,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 _RETRY_4XX = frozenset({408, 429})  # request timeout, too many requests: worth another try
@@ -214,7 +215,7 @@ class HttpClient:
         for conn in conns:
             conn.close()
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -295,7 +296,9 @@ class HttpClient:
                 match = _CONTENT_RANGE.match(resp.getheader("Content-Range") or "")
                 if match is None or match.group(3) == "*":
                     self._drop_connection(url)
-                    raise HttpStatusError(f"{url}: unusable Content-Range {resp.getheader('Content-Range')!r}", url, 206)
+                    raise HttpStatusError(
+                        f"{url}: unusable Content-Range {resp.getheader('Content-Range')!r}", url, 206
+                    )
                 first, size = int(match.group(1)), int(match.group(3))
                 skip, expect = 0, size - first
             else:
@@ -409,7 +412,9 @@ class HttpClient:
             if match is None or int(match.group(1)) != first:
                 self._drop_connection(url)
                 raise HttpStatusError(
-                    f"{url}: asked for bytes from {first}, got Content-Range {resp.getheader('Content-Range')!r}", url, 206
+                    f"{url}: asked for bytes from {first}, got Content-Range {resp.getheader('Content-Range')!r}",
+                    url,
+                    206,
                 )
             if match.group(3) != "*":
                 total_size = int(match.group(3))

@@ -8,7 +8,7 @@ import base64
 
 import numpy as np
 
-from hypersim_assets.png_writer import encode_png
+from hypersim_assets.convert.png_writer import encode_png
 
 PREVIEW_MAX_WIDTH = 192  # pixels; keeps the markdown a few tens of KiB
 
@@ -22,7 +22,9 @@ def downsample(image: np.ndarray, max_width: int = PREVIEW_MAX_WIDTH) -> np.ndar
 def _colormap_lut() -> np.ndarray:
     """A 256-entry perceptually ordered blue-green-yellow-red map (uint8 RGB)."""
     t = np.linspace(0.0, 1.0, 256)
-    stops = np.array([[48, 18, 59], [40, 120, 230], [30, 200, 160], [160, 230, 50], [250, 180, 40], [200, 40, 20]], float)
+    stops = np.array(
+        [[48, 18, 59], [40, 120, 230], [30, 200, 160], [160, 230, 50], [250, 180, 40], [200, 40, 20]], float
+    )
     pos = np.linspace(0.0, 1.0, len(stops))
     return np.stack([np.interp(t, pos, stops[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
 

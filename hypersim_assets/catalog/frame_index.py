@@ -9,9 +9,9 @@ in the split CSV, which is the order the reference subsamples in.
 Status: ``excluded`` (not in the public release: no split, never converted, no
 paths), else the facts' status (``converted``/``input_missing``/``failed``), else
 ``pending``. ``split`` uses the reference's names (``train``/``valid``/``test``).
-Paths are relative to the dataset folder, as :mod:`hypersim_assets.layout` names
+Paths are relative to the dataset folder, as :mod:`hypersim_assets.common.layout` names
 them, for every included frame whether converted or not.
-Units: as in :mod:`hypersim_assets.frame_facts` (depth in mm, intrinsics
+Units: as in :mod:`hypersim_assets.common.frame_facts` (depth in mm, intrinsics
 normalised by image size, position in metres); ``width_px``/``height_px`` from the
 camera-parameters file.
 """
@@ -19,8 +19,8 @@ camera-parameters file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hypersim_assets.atomic_files import write_parquet_atomic
-from hypersim_assets.blacklist import blacklist_reason
-from hypersim_assets.frame_facts import (
+from hypersim_assets.catalog.blacklist import blacklist_reason
+from hypersim_assets.catalog.metadata import MetadataTables
+from hypersim_assets.common.atomic_files import write_parquet_atomic
+from hypersim_assets.common.frame_facts import (
     CAMERA_FIELDS,
     FACTS_DIR,
     FACTS_SCHEMA,
@@ -38,14 +39,13 @@ from hypersim_assets.frame_facts import (
     STATUS_PENDING,
     STATUSES,
 )
-from hypersim_assets.layout import (
+from hypersim_assets.common.layout import (
     INTRINSICS_MODALITIES,
     SPLIT_DIR_NAMES,
     frame_output_paths,
     frame_stem,
     intrinsics_output_paths,
 )
-from hypersim_assets.metadata import MetadataTables
 
 __all__ = [
     "INDEX_FILE",
@@ -73,19 +73,19 @@ def _dict(index_type: pa.DataType) -> pa.DataType:
 
 INDEX_SCHEMA = pa.schema(
     [
-        ("metadata_row", pa.uint32()),          # 0-based row in the split CSV (its data rows)
+        ("metadata_row", pa.uint32()),  # 0-based row in the split CSV (its data rows)
         ("scene", _dict(pa.int16())),
         ("camera", _dict(pa.int8())),
         ("frame_id", pa.int16()),
-        ("split", _dict(pa.int8())),            # train / valid / test; null when excluded
-        ("scene_class", _dict(pa.int8())),      # the trajectory's `Scene type`, verbatim
+        ("split", _dict(pa.int8())),  # train / valid / test; null when excluded
+        ("scene_class", _dict(pa.int8())),  # the trajectory's `Scene type`, verbatim
         ("included_in_public_release", pa.bool_()),
         ("exclude_reason", _dict(pa.int8())),
         ("blacklisted", pa.bool_()),
         ("blacklist_reason", _dict(pa.int8())),
         ("status", _dict(pa.int8())),
-        ("reason", _dict(pa.int32())),          # why not converted (or the exclude reason)
-        ("stem", pa.string()),                  # <scene>/<cam>/<NNNN>: the reference's text-list line
+        ("reason", _dict(pa.int32())),  # why not converted (or the exclude reason)
+        ("stem", pa.string()),  # <scene>/<cam>/<NNNN>: the reference's text-list line
     ]
     + [(PATH_COLUMNS[m], pa.string()) for m in _FRAME_MODALITIES]
     + [(PATH_COLUMNS[m], _dict(pa.int16())) for m in INTRINSICS_MODALITIES]
@@ -109,7 +109,9 @@ INDEX_SCHEMA = pa.schema(
 )
 
 _FACT_VALUE_COLUMNS: tuple[str, ...] = tuple(
-    n for n in FACTS_SCHEMA.names if n not in ("scene", "camera", "frame_id", "status", "reason") and n in INDEX_SCHEMA.names
+    n
+    for n in FACTS_SCHEMA.names
+    if n not in ("scene", "camera", "frame_id", "status", "reason") and n in INDEX_SCHEMA.names
 )
 
 
@@ -330,8 +332,12 @@ def build_frame_index(tables: MetadataTables, facts: pd.DataFrame | pa.Table | N
 
     _check_paths_against_layout(table)
     order = pa.Table.from_arrays(
-        [table.column("scene").cast(pa.string()), table.column("camera").cast(pa.string()), table.column("frame_id"),
-         table.column("metadata_row")],
+        [
+            table.column("scene").cast(pa.string()),
+            table.column("camera").cast(pa.string()),
+            table.column("frame_id"),
+            table.column("metadata_row"),
+        ],
         names=["scene", "camera", "frame_id", "metadata_row"],
     )
     sort_idx = pc.sort_indices(order, sort_keys=[(k, "ascending") for k in order.column_names])
@@ -398,9 +404,7 @@ def frame_files_present(index: pd.DataFrame, dataset_root: Path, rows: np.ndarra
     cache = _DirCache(Path(dataset_root))
     ok = np.ones(len(selected), dtype=bool)
     for paths in _path_matrix(index, selected):
-        ok &= np.fromiter(
-            (isinstance(p, str) and cache.has(p) for p in paths), dtype=bool, count=len(paths)
-        )
+        ok &= np.fromiter((isinstance(p, str) and cache.has(p) for p in paths), dtype=bool, count=len(paths))
     present[selected] = ok
     return present
 

@@ -34,16 +34,16 @@ FACTS_SCHEMA = pa.schema(
         ("camera", pa.string()),
         ("frame_id", pa.int16()),
         ("status", pa.string()),
-        ("reason", pa.string()),              # null when converted
-        ("rotation_valid", pa.bool_()),       # False when the pose matrix is not a rotation (reference patches it)
-        ("nan_pixels", pa.int32()),           # NaN depth/normal pixels replaced
-        ("void_fraction", pa.float32()),      # share of pixels with semantic void after reprojection
-        ("depth_min_mm", pa.uint16()),        # over valid (non-zero) depth pixels
+        ("reason", pa.string()),  # null when converted
+        ("rotation_valid", pa.bool_()),  # False when the pose matrix is not a rotation (reference patches it)
+        ("nan_pixels", pa.int32()),  # NaN depth/normal pixels replaced
+        ("void_fraction", pa.float32()),  # share of pixels with semantic void after reprojection
+        ("depth_min_mm", pa.uint16()),  # over valid (non-zero) depth pixels
         ("depth_max_mm", pa.uint16()),
         ("depth_mean_mm", pa.float32()),
-        ("instance_count", pa.int32()),       # distinct non-void instance ids in the instance PNG
+        ("instance_count", pa.int32()),  # distinct non-void instance ids in the instance PNG
         ("classes_present", pa.list_(pa.uint8())),  # semantic classes (1..40) present, sorted
-        ("output_bytes", pa.int64()),         # bytes of every file written for the frame
+        ("output_bytes", pa.int64()),  # bytes of every file written for the frame
     ]
     + CAMERA_FIELDS
     + [

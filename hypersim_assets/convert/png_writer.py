@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from zlib_ng import zlib_ng
 
-from hypersim_assets.atomic_files import write_bytes_atomic
+from hypersim_assets.common.atomic_files import write_bytes_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +37,7 @@ class PngCompression(str, enum.Enum):
     SMALL = "small"
 
     @classmethod
-    def parse(cls, value: "PngCompression | str") -> "PngCompression":
+    def parse(cls, value: PngCompression | str) -> PngCompression:
         """Accept an enum member or its name (case-insensitive); raise ValueError otherwise."""
         if isinstance(value, cls):
             return value
@@ -149,7 +149,9 @@ def _raw_rows(image: np.ndarray) -> tuple[np.ndarray, int, int, int]:
     if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
         h, w, _ = image.shape
         return np.ascontiguousarray(image).reshape(h, w * 3), 3, 8, 2
-    raise ValueError(f"unsupported image for PNG: dtype {image.dtype}, shape {image.shape} (need uint8 HxW, uint16 HxW or uint8 HxWx3)")
+    raise ValueError(
+        f"unsupported image for PNG: dtype {image.dtype}, shape {image.shape} (need uint8 HxW, uint16 HxW or uint8 HxWx3)"
+    )
 
 
 def encode_png(
@@ -192,7 +194,11 @@ def write_bytes_atomically(data: bytes, path: Path, fsync: bool = False) -> int:
 
 
 def write_png(
-    image: np.ndarray, path: Path, compression: PngCompression | str = PngCompression.DEFAULT, kind: str | None = None, fsync: bool = False
+    image: np.ndarray,
+    path: Path,
+    compression: PngCompression | str = PngCompression.DEFAULT,
+    kind: str | None = None,
+    fsync: bool = False,
 ) -> int:
     """Encode ``image`` and write it atomically to ``path``; returns the file size in bytes."""
     return write_bytes_atomically(encode_png(image, compression, kind), path, fsync=fsync)

@@ -5,7 +5,7 @@ summaries, consistency).
 
 Conventions: ``split_partition_name`` keeps the upstream values (``train``,
 ``val``, ``test``; null for frames outside the public release);
-:func:`hypersim_assets.layout.split_dir_name` maps them to the reference's
+:func:`hypersim_assets.common.layout.split_dir_name` maps them to the reference's
 ``train``/``valid``/``test``. Row order is the split file's order ("metadata
 order"), which the reference's subsampling follows.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hypersim_assets.layout import (
+from hypersim_assets.common.layout import (
     CAMERA_NAME_RE,
     CAMERA_PARAMETERS_CSV,
     SCENE_NAME_RE,
@@ -296,7 +296,9 @@ def consistency_problems(tables: MetadataTables) -> list[str]:
     included = df[df["included_in_public_release"]]
     trajectories = included[["scene_name", "camera_name"]].drop_duplicates()
     merged = trajectories.merge(tables.scene_classes, on=["scene_name", "camera_name"], how="left")
-    for scene, camera in merged.loc[merged["scene_class"].isna(), ["scene_name", "camera_name"]].itertuples(index=False):
+    for scene, camera in merged.loc[merged["scene_class"].isna(), ["scene_name", "camera_name"]].itertuples(
+        index=False
+    ):
         problems.append(f"{scene}/{camera}: included frames but no scene type in {TRAJECTORIES_CSV}")
     if tables.camera_params is not None:
         for scene in sorted(set(included["scene_name"]) - set(tables.camera_params.index)):

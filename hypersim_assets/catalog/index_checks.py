@@ -4,16 +4,16 @@ for asset checks and tests alike. They read files but write nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from hypersim_assets.frame_facts import STATUS_CONVERTED
-from hypersim_assets.frame_index import missing_frame_files
-from hypersim_assets.layout import SPLIT_DIR_NAMES
-from hypersim_assets.subsample_views import SPLITS, eligible_frames, text_list_name
+from hypersim_assets.catalog.frame_index import missing_frame_files
+from hypersim_assets.catalog.subsample_views import SPLITS, eligible_frames, text_list_name
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED
+from hypersim_assets.common.layout import SPLIT_DIR_NAMES
 
 _EXAMPLES = 20  # how many offending items a details dict lists
 
@@ -87,8 +87,12 @@ def check_views_subset_of_index(views: Mapping[str, pd.DataFrame], index: pd.Dat
         pairs = list(zip(_keys(view, "scene", "camera"), view["split"].astype(object).to_numpy()))
         outside = [f"{split}:{key}" for key, split in pairs if (key, split) not in allowed]
         repeated = len(pairs) - len(set(pairs))
-        details[name] = {"rows": len(view), "not_in_index": len(outside), "repeated": repeated,
-                         "examples": outside[:_EXAMPLES]}
+        details[name] = {
+            "rows": len(view),
+            "not_in_index": len(outside),
+            "repeated": repeated,
+            "examples": outside[:_EXAMPLES],
+        }
         passed &= not outside and not repeated
     return bool(passed), details
 

@@ -12,23 +12,93 @@ import heapq
 import struct
 
 import numpy as np
-from hypersim_assets import png_writer
+
+from hypersim_assets.convert import png_writer
 
 
 def encode_png(image: np.ndarray, level: int = 6) -> bytes:
     """PNG bytes of a uint8 image, (H, W) gray or (H, W, 3) RGB; rows use the Sub filter."""
-    return png_writer.encode_png(np.ascontiguousarray(image, dtype=np.uint8), filter_type=png_writer.FILTER_SUB, level=level)
+    return png_writer.encode_png(
+        np.ascontiguousarray(image, dtype=np.uint8), filter_type=png_writer.FILTER_SUB, level=level
+    )
 
 
 _LUMA_Q = np.array(
-    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ],
+    dtype=np.float64,
+).reshape(8, 8)
 _CHROMA_Q = np.full((8, 8), 99.0)
 _CHROMA_Q[:4, :4] = np.array([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]])
 
 # Zigzag scan: position i of the scan reads coefficient _ZIGZAG[i] of the row-major 8x8 block.
-_ZIGZAG = np.array(sorted(range(64), key=lambda k: (k // 8 + k % 8, (k % 8) if (k // 8 + k % 8) % 2 == 0 else -(k % 8))))
+_ZIGZAG = np.array(
+    sorted(range(64), key=lambda k: (k // 8 + k % 8, (k % 8) if (k // 8 + k % 8) % 2 == 0 else -(k % 8)))
+)
 
 
 def _dct_matrix() -> np.ndarray:
@@ -200,7 +270,13 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
     out = b"\xff\xd8"
     out += segment(0xFFE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
-    out += segment(0xFFDB, b"\x00" + bytes(qt[0].reshape(-1)[_ZIGZAG].astype(np.uint8)) + b"\x01" + bytes(qt[1].reshape(-1)[_ZIGZAG].astype(np.uint8)))
+    out += segment(
+        0xFFDB,
+        b"\x00"
+        + bytes(qt[0].reshape(-1)[_ZIGZAG].astype(np.uint8))
+        + b"\x01"
+        + bytes(qt[1].reshape(-1)[_ZIGZAG].astype(np.uint8)),
+    )
     out += segment(0xFFC0, struct.pack(">BHHB", 8, h, w, 3) + bytes([1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1]))
     out += segment(0xFFC4, dht)
     out += segment(0xFFDA, bytes([3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]))

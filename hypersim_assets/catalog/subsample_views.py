@@ -2,7 +2,7 @@
 and the reference converter's split text lists in the dataset folder.
 
 Which frames are eligible: included in the public release and not on the
-reference's blacklist (:mod:`hypersim_assets.blacklist`). Selection uses only the
+reference's blacklist (:mod:`hypersim_assets.catalog.blacklist`). Selection uses only the
 metadata, so a view never shifts while the dataset is partly converted.
 
 View files (one per kind and N; rows grouped by split in the order train, valid,
@@ -29,17 +29,17 @@ frames present on disk. Files for N values no longer configured are left as they
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hypersim_assets.atomic_files import write_parquet_atomic, write_text_atomic
-from hypersim_assets.frame_facts import STATUS_CONVERTED
-from hypersim_assets.frame_index import frame_files_present, read_frame_index
+from hypersim_assets.catalog.frame_index import frame_files_present, read_frame_index
+from hypersim_assets.common.atomic_files import write_parquet_atomic, write_text_atomic
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 
 ENV_SUBSAMPLES = "HYPERSIM_SUBSAMPLES"
 DEFAULT_SUBSAMPLES: tuple[int, ...] = (1, 10)
@@ -60,7 +60,7 @@ VIEW_SCHEMA = pa.schema(
         ("scene", _dict(pa.int16())),
         ("camera", _dict(pa.int8())),
         ("frame_id", pa.int16()),
-        ("stem", pa.string()),              # the text-list line
+        ("stem", pa.string()),  # the text-list line
         ("scene_class", _dict(pa.int8())),
         ("metadata_row", pa.uint32()),
         ("status", _dict(pa.int8())),
@@ -175,8 +175,11 @@ def _view_table(rows: pd.DataFrame, present: np.ndarray) -> pa.Table:
             continue
         values = rows[f.name]
         if pa.types.is_dictionary(f.type):
-            arrays.append(pa.array(values.astype(object).to_numpy(), pa.string(), from_pandas=True).dictionary_encode()
-                          .cast(f.type))
+            arrays.append(
+                pa.array(values.astype(object).to_numpy(), pa.string(), from_pandas=True)
+                .dictionary_encode()
+                .cast(f.type)
+            )
         else:
             arrays.append(pa.array(values.to_numpy(), f.type))
     return pa.Table.from_arrays(arrays, schema=VIEW_SCHEMA)
@@ -214,8 +217,9 @@ def _per_split(rows: pd.DataFrame) -> dict[str, int]:
     return {s: int(counts.get(s, 0)) for s in SPLITS}
 
 
-def write_views(dataset_root: Path, subsamples: Iterable[int] = DEFAULT_SUBSAMPLES,
-                index: pd.DataFrame | None = None) -> ViewsResult:
+def write_views(
+    dataset_root: Path, subsamples: Iterable[int] = DEFAULT_SUBSAMPLES, index: pd.DataFrame | None = None
+) -> ViewsResult:
     """Write both view kinds for every N (plus N = 1) and the reference's text lists; then check them.
 
     ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``.
@@ -223,7 +227,7 @@ def write_views(dataset_root: Path, subsamples: Iterable[int] = DEFAULT_SUBSAMPL
     written atomically.
     """
     # Imported here: index_checks reads this module's names (views, text lists).
-    from hypersim_assets.index_checks import check_text_lists_match_views, check_views_subset_of_index
+    from hypersim_assets.catalog.index_checks import check_text_lists_match_views, check_views_subset_of_index
 
     dataset_root = Path(dataset_root)
     if index is None:

@@ -120,7 +120,12 @@ def build_room(name: str, meters_per_asset_unit: float, rng: np.random.Generator
     offset_m = np.array([rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0), rng.uniform(-0.2, 0.2)])
     lo_m, hi_m = offset_m, offset_m + size_m
     wx0 = rng.uniform(0.25, 0.45) * size_m[0]
-    window_m = (lo_m[0] + wx0, lo_m[0] + wx0 + rng.uniform(1.2, 1.8), lo_m[2] + 0.9, lo_m[2] + min(2.2, size_m[2] - 0.3))
+    window_m = (
+        lo_m[0] + wx0,
+        lo_m[0] + wx0 + rng.uniform(1.2, 1.8),
+        lo_m[2] + 0.9,
+        lo_m[2] + min(2.2, size_m[2] - 0.3),
+    )
 
     objects: list[MeshObject] = [
         MeshObject(f"{name}_walls", NYU40_WALL, -1),  # walls carry a class but no instance, as upstream
@@ -206,7 +211,16 @@ def build_room(name: str, meters_per_asset_unit: float, rng: np.random.Generator
     rug_centre = np.array([lo_m[0] + 0.5 * size_m[0], lo_m[1] + rng.uniform(0.5, 0.6) * size_m[1], lo_m[2] + 0.006])
     obj_id = len(objects)
     objects.append(MeshObject(f"{name}_rug_{obj_id:03d}", -1, -1))
-    boxes_spec.append((obj_id, rug_centre, rug_half, float(rng.uniform(-0.1, 0.1)), MAT_CHECKER, tuple(float(a) for a in rng.uniform(0.2, 0.6, size=3))))
+    boxes_spec.append(
+        (
+            obj_id,
+            rug_centre,
+            rug_half,
+            float(rng.uniform(-0.1, 0.1)),
+            MAT_CHECKER,
+            tuple(float(a) for a in rng.uniform(0.2, 0.6, size=3)),
+        )
+    )
     # A mesh object that no node renders: its instance id gets no geometry in any image but keeps a box row.
     objects.append(MeshObject(f"{name}_hidden_lamp", NYU40_LAMP, new_instance()))
 
@@ -246,7 +260,10 @@ def build_room(name: str, meters_per_asset_unit: float, rng: np.random.Generator
     warm = np.array([1.0, 0.9, 0.75])
     lights = [
         (np.array([lo_m[0] + 0.5 * size_m[0], lo_m[1] + 0.45 * size_m[1], hi_m[2] - 0.35]) * to_asset, 6.0 * warm),
-        (np.array([lo_m[0] + 0.8 * size_m[0], lo_m[1] + 0.2 * size_m[1], hi_m[2] - 0.5]) * to_asset, 2.5 * np.array([0.85, 0.9, 1.0])),
+        (
+            np.array([lo_m[0] + 0.8 * size_m[0], lo_m[1] + 0.2 * size_m[1], hi_m[2] - 0.5]) * to_asset,
+            2.5 * np.array([0.85, 0.9, 1.0]),
+        ),
     ]
     return Room(
         name=name,
@@ -332,7 +349,9 @@ def _argmin3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, n
     return m, np.where(a == m, 0, np.where(b == m, 1, 2))
 
 
-def _hit_boxes(room: Room, o: np.ndarray, d: np.ndarray, t_max: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hit_boxes(
+    room: Room, o: np.ndarray, d: np.ndarray, t_max: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest box hit along rays ``o + t d`` (d (N,3) unit, o (3,) or (N,3)) closer than ``t_max``.
 
     Returns (t, box index or -1, world normal (N,3)). Rays are first culled against each box's
@@ -475,7 +494,10 @@ def render_frame(
     # Walls: soft vertical gradient and faint wallpaper stripes.
     wa = np.array(room.wall_albedo, dtype=np.float32)
     sw, tw = s_coord[h_wall], t_coord[h_wall]
-    albedo[h_wall] = wa * (0.9 + 0.1 * np.clip((tw - room.lo[2] * mpau) / 3.0, 0, 1) + 0.04 * np.sin(sw * (2 * np.pi / 0.18)))[:, None]
+    albedo[h_wall] = (
+        wa
+        * (0.9 + 0.1 * np.clip((tw - room.lo[2] * mpau) / 3.0, 0, 1) + 0.04 * np.sin(sw * (2 * np.pi / 0.18)))[:, None]
+    )
     bump[h_wall, 0] = 0.05 * np.cos(sw * (2 * np.pi / 0.18))
     # Floor: wooden planks with per-plank tint, grain and dark seams.
     sf, tf_ = s_coord[h_floor], t_coord[h_floor]
@@ -483,7 +505,10 @@ def render_frame(
     grain = np.sin(tf_ * 9.0 + 3.0 * np.sin(sf * 23.0 + plank * 1.7))
     tint = 0.8 + 0.4 * _hash01(plank.astype(np.int64) + 1000)
     seam = np.abs(sf / 0.2 - np.round(sf / 0.2)) < 0.03
-    fcol = np.array(room.floor_albedo, dtype=np.float32) * (tint * (0.9 + 0.08 * grain) * np.where(seam, 0.55, 1.0))[:, None]
+    fcol = (
+        np.array(room.floor_albedo, dtype=np.float32)
+        * (tint * (0.9 + 0.08 * grain) * np.where(seam, 0.55, 1.0))[:, None]
+    )
     albedo[h_floor] = fcol
     bump[h_floor, 0] = np.where(seam, 0.25, 0.03 * grain)
     # Ceiling: plain off-white.
@@ -496,7 +521,9 @@ def render_frame(
         cols = np.array([b.albedo for b in room.boxes], dtype=np.float32)[bi]
         checker = ((np.floor(sb / 0.12) + np.floor(tb / 0.12)) % 2) * 2 - 1
         wood_grain = np.sin(sb * 40.0 + 4.0 * np.sin(tb * 7.0))
-        fac = np.where(mats == MAT_CHECKER, 1.0 + 0.18 * checker, np.where(mats == MAT_WOOD, 0.92 + 0.1 * wood_grain, 1.0))
+        fac = np.where(
+            mats == MAT_CHECKER, 1.0 + 0.18 * checker, np.where(mats == MAT_WOOD, 0.92 + 0.1 * wood_grain, 1.0)
+        )
         albedo[h_box] = cols * fac[:, None]
         bump[h_box, 0] = np.where(mats == MAT_WOOD, 0.04 * np.cos(sb * 40.0), 0.0)
         bump[h_box, 1] = np.where(mats == MAT_CHECKER, 0.06 * checker, 0.0)
@@ -532,7 +559,11 @@ def render_frame(
         illum += np.where(lit, cos * fall, 0.0)[:, None] * li32
         h = ldir + view
         h /= np.maximum(np.sqrt(h[:, 0] ** 2 + h[:, 1] ** 2 + h[:, 2] ** 2), 1e-6)[:, None]
-        spec = k_spec * np.clip(hb[:, 0] * h[:, 0] + hb[:, 1] * h[:, 1] + hb[:, 2] * h[:, 2], 0.0, None) ** shininess * fall
+        spec = (
+            k_spec
+            * np.clip(hb[:, 0] * h[:, 0] + hb[:, 1] * h[:, 1] + hb[:, 2] * h[:, 2], 0.0, None) ** shininess
+            * fall
+        )
         resid += np.where(lit, spec, 0.0)[:, None] * li32
 
     def full(h_values: np.ndarray, fill: float) -> np.ndarray:
@@ -546,7 +577,9 @@ def render_frame(
     # Through the window: a bright sky gradient (upstream counts background light in the residual).
     miss = ~hit
     sky_t = np.clip(dz[miss] * 2.0 + 0.5, 0.0, 1.0)[:, None].astype(np.float32)
-    resid_f[miss] = (1.0 - sky_t) * np.array([1.6, 1.5, 1.35], np.float32) + sky_t * np.array([0.8, 1.1, 1.7], np.float32)
+    resid_f[miss] = (1.0 - sky_t) * np.array([1.6, 1.5, 1.35], np.float32) + sky_t * np.array(
+        [0.8, 1.1, 1.7], np.float32
+    )
     color = albedo_f * illum_f + resid_f
     tex = np.zeros((m, 3), dtype=np.float32)
     tex[:, 0] = np.mod(s_coord, 1.0)

@@ -133,7 +133,7 @@ def _if_range_matches(value: str, etag: str, st: os.stat_result) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
     # Without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK and every
     # small response stalls about 40 ms on loopback.
     disable_nagle_algorithm = True
@@ -230,11 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "Content-Type": _content_type(file_path),
             }
             first, last, status = 0, size - 1, 200
-            use_range = (
-                self.command == "GET"
-                and range_header is not None
-                and not (applies and faults.ignore_range)
-            )
+            use_range = self.command == "GET" and range_header is not None and not (applies and faults.ignore_range)
             if_range = self.headers.get("If-Range")
             if use_range and if_range is not None and not _if_range_matches(if_range, etag, st):
                 use_range = False
@@ -307,7 +303,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    mirror: "MirrorServer"
+    mirror: MirrorServer
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - signature from the base class
         # A client that hangs up mid-body (e.g. after an ignored Range) is normal here.
@@ -398,7 +394,7 @@ class MirrorServer:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self) -> "MirrorServer":
+    def start(self) -> MirrorServer:
         """Bind and serve in a daemon thread; ``url`` is valid afterwards."""
         if self._httpd is not None:
             raise RuntimeError("mirror server already started")
@@ -435,7 +431,7 @@ class MirrorServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> "MirrorServer":
+    def __enter__(self) -> MirrorServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -466,7 +462,7 @@ def _run_until_interrupted(server: MirrorServer, announce: bool = False) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m hypersim_assets.mirror_server ROOT [--host H] [--port P] [-v]``."""
+    """``python -m hypersim_assets.synthetic.mirror_server ROOT [--host H] [--port P] [-v]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="folder holding the metadata CSVs and scenes/<scene>.zip")
     parser.add_argument("--host", default="127.0.0.1")

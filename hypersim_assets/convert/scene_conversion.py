@@ -11,11 +11,18 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from hypersim_assets.frame_conversion import STATE_DIR, ConversionSettings, FrameFacts, convert_frame
-from hypersim_assets.layout import INTRINSICS_MODALITIES, JSON_MODALITIES, PNG_MODALITIES, SCENE_CLASS_MODALITY, SPLIT_DIR_NAMES
+from hypersim_assets.common.layout import (
+    INTRINSICS_MODALITIES,
+    JSON_MODALITIES,
+    PNG_MODALITIES,
+    SCENE_CLASS_MODALITY,
+    SPLIT_DIR_NAMES,
+)
+from hypersim_assets.convert.frame_conversion import STATE_DIR, ConversionSettings, FrameFacts, convert_frame
 
 Progress = Callable[[int, int, FrameFacts], None]
 

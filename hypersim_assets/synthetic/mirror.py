@@ -30,10 +30,10 @@ import h5py
 import numpy as np
 from zlib_ng import zlib_ng
 
-from hypersim_assets import layout
-from hypersim_assets.atomic_files import write_bytes_atomic
-from hypersim_assets.synthetic_previews import encode_jpeg, encode_png
-from hypersim_assets.synthetic_scene import (
+from hypersim_assets.common import layout
+from hypersim_assets.common.atomic_files import write_bytes_atomic
+from hypersim_assets.synthetic.previews import encode_jpeg, encode_png
+from hypersim_assets.synthetic.room import (
     Room,
     bounding_boxes,
     build_room,
@@ -42,7 +42,14 @@ from hypersim_assets.synthetic_scene import (
 )
 
 # Column names of the three upstream metadata files (facts; the project never reads the real files at run time).
-SPLIT_COLUMNS: tuple[str, ...] = ("scene_name", "camera_name", "frame_id", "included_in_public_release", "exclude_reason", "split_partition_name")
+SPLIT_COLUMNS: tuple[str, ...] = (
+    "scene_name",
+    "camera_name",
+    "frame_id",
+    "included_in_public_release",
+    "exclude_reason",
+    "split_partition_name",
+)
 TRAJECTORY_COLUMNS: tuple[str, ...] = (
     "Animation",
     "Rendering job (geometry)",
@@ -56,111 +63,211 @@ TRAJECTORY_COLUMNS: tuple[str, ...] = (
     "Any good views of scene?",
 )
 CAMERA_PARAMETER_COLUMNS: tuple[str, ...] = (
-    "scene_name", "settings_output_img_height", "settings_output_img_width", "settings_units_info_meters_scale",
-    "use_camera_physical", "camera_physical_anisotropy", "camera_physical_blades_enable",
-    "camera_physical_blades_num", "camera_physical_blades_rotation", "camera_physical_bmpaperture_affects_exposure",
-    "camera_physical_bmpaperture_enable", "camera_physical_bmpaperture_resolution", "camera_physical_bmpaperture_tex",
-    "camera_physical_center_bias", "camera_physical_distortion", "camera_physical_distortion_tex",
-    "camera_physical_distortion_type", "camera_physical_dof_display_threshold",
-    "camera_physical_dont_affect_settings", "camera_physical_enable_thin_lens_equation", "camera_physical_exposure",
-    "camera_physical_f_number", "camera_physical_film_width", "camera_physical_focal_length",
-    "camera_physical_focus_distance", "camera_physical_fov", "camera_physical_horizontal_offset",
-    "camera_physical_horizontal_shift", "camera_physical_ISO", "camera_physical_latency", "camera_physical_lens_file",
-    "camera_physical_lens_shift", "camera_physical_optical_vignetting", "camera_physical_rolling_shutter_duration",
-    "camera_physical_rolling_shutter_mode", "camera_physical_shutter_angle", "camera_physical_shutter_offset",
-    "camera_physical_shutter_speed", "camera_physical_specify_focus", "camera_physical_specify_fov",
-    "camera_physical_subdivs", "camera_physical_target_distance", "camera_physical_targeted", "camera_physical_type",
-    "camera_physical_use_dof", "camera_physical_use_moblur", "camera_physical_vertical_offset",
-    "camera_physical_vignetting", "camera_physical_white_balance", "camera_physical_zoom_factor",
-    "settings_camera_auto_corrections_mode", "settings_camera_auto_exposure",
-    "settings_camera_auto_exposure_compensation", "settings_camera_auto_fit", "settings_camera_auto_white_balance",
-    "settings_camera_curve", "settings_camera_dist", "settings_camera_dont_affect_settings", "settings_camera_fov",
-    "settings_camera_height", "settings_camera_image_planes", "settings_camera_type", "M_cam_from_uv_00",
-    "M_cam_from_uv_01", "M_cam_from_uv_02", "M_cam_from_uv_10", "M_cam_from_uv_11", "M_cam_from_uv_12",
-    "M_cam_from_uv_20", "M_cam_from_uv_21", "M_cam_from_uv_22", "M_proj_00", "M_proj_01", "M_proj_02", "M_proj_03",
-    "M_proj_10", "M_proj_11", "M_proj_12", "M_proj_13", "M_proj_20", "M_proj_21", "M_proj_22", "M_proj_23",
-    "M_proj_30", "M_proj_31", "M_proj_32", "M_proj_33",
+    "scene_name",
+    "settings_output_img_height",
+    "settings_output_img_width",
+    "settings_units_info_meters_scale",
+    "use_camera_physical",
+    "camera_physical_anisotropy",
+    "camera_physical_blades_enable",
+    "camera_physical_blades_num",
+    "camera_physical_blades_rotation",
+    "camera_physical_bmpaperture_affects_exposure",
+    "camera_physical_bmpaperture_enable",
+    "camera_physical_bmpaperture_resolution",
+    "camera_physical_bmpaperture_tex",
+    "camera_physical_center_bias",
+    "camera_physical_distortion",
+    "camera_physical_distortion_tex",
+    "camera_physical_distortion_type",
+    "camera_physical_dof_display_threshold",
+    "camera_physical_dont_affect_settings",
+    "camera_physical_enable_thin_lens_equation",
+    "camera_physical_exposure",
+    "camera_physical_f_number",
+    "camera_physical_film_width",
+    "camera_physical_focal_length",
+    "camera_physical_focus_distance",
+    "camera_physical_fov",
+    "camera_physical_horizontal_offset",
+    "camera_physical_horizontal_shift",
+    "camera_physical_ISO",
+    "camera_physical_latency",
+    "camera_physical_lens_file",
+    "camera_physical_lens_shift",
+    "camera_physical_optical_vignetting",
+    "camera_physical_rolling_shutter_duration",
+    "camera_physical_rolling_shutter_mode",
+    "camera_physical_shutter_angle",
+    "camera_physical_shutter_offset",
+    "camera_physical_shutter_speed",
+    "camera_physical_specify_focus",
+    "camera_physical_specify_fov",
+    "camera_physical_subdivs",
+    "camera_physical_target_distance",
+    "camera_physical_targeted",
+    "camera_physical_type",
+    "camera_physical_use_dof",
+    "camera_physical_use_moblur",
+    "camera_physical_vertical_offset",
+    "camera_physical_vignetting",
+    "camera_physical_white_balance",
+    "camera_physical_zoom_factor",
+    "settings_camera_auto_corrections_mode",
+    "settings_camera_auto_exposure",
+    "settings_camera_auto_exposure_compensation",
+    "settings_camera_auto_fit",
+    "settings_camera_auto_white_balance",
+    "settings_camera_curve",
+    "settings_camera_dist",
+    "settings_camera_dont_affect_settings",
+    "settings_camera_fov",
+    "settings_camera_height",
+    "settings_camera_image_planes",
+    "settings_camera_type",
+    "M_cam_from_uv_00",
+    "M_cam_from_uv_01",
+    "M_cam_from_uv_02",
+    "M_cam_from_uv_10",
+    "M_cam_from_uv_11",
+    "M_cam_from_uv_12",
+    "M_cam_from_uv_20",
+    "M_cam_from_uv_21",
+    "M_cam_from_uv_22",
+    "M_proj_00",
+    "M_proj_01",
+    "M_proj_02",
+    "M_proj_03",
+    "M_proj_10",
+    "M_proj_11",
+    "M_proj_12",
+    "M_proj_13",
+    "M_proj_20",
+    "M_proj_21",
+    "M_proj_22",
+    "M_proj_23",
+    "M_proj_30",
+    "M_proj_31",
+    "M_proj_32",
+    "M_proj_33",
 )
 
 # Real rows of metadata_camera_parameters.csv (upstream facts), keyed by scene: five tilt-shift cameras
 # (M_cam_from_uv_02 or _12 non-zero) and one plain pinhole camera (ai_001_001).
 _REAL_CAMERA_ROWS: dict[str, str] = {
     "ai_001_001": (
-        'ai_001_001,768.0,1024.0,0.02539999969303608,False,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,1.0,0'
-        '.0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,400.0,,0.0,0.5773502886169104,0.0,0.0,0.0,0.43301271'
-        '64626828,0.0,0.0,0.0,-1.0,1.7320507492870254,0.0,0.0,0.0,0.0,2.309400999049367,0.0,0.0,0.0,0.0,-1.00'
-        '2002002002002,-2.002002002002002,0.0,0.0,-1.0,0.0'
+        "ai_001_001,768.0,1024.0,0.02539999969303608,False,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,1.0,0"
+        ".0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,400.0,,0.0,0.5773502886169104,0.0,0.0,0.0,0.43301271"
+        "64626828,0.0,0.0,0.0,-1.0,1.7320507492870254,0.0,0.0,0.0,0.0,2.309400999049367,0.0,0.0,0.0,0.0,-1.00"
+        "2002002002002,-2.002002002002002,0.0,0.0,-1.0,0.0"
     ),
     "ai_021_002": (
         'ai_021_002,768.0,1024.0,0.009999999776482582,True,0.0,0.0,5.0,0.0,True,0.0,512,"AColor(0, 0, 0, 0)",'
         '0.0,0.0,"AColor(0, 0, 0, 0)",0.0,0.0010000000474974513,False,True,1.0,8.15835189819336,36.3498382568'
-        '3594,24.0506591796875,200.0,1.0471975803375244,0.029999999329447746,0.0,100.0,0.0,,-0.07169818878173'
-        '828,0.0,200.0,0.0,180.0,0.0,100.0,0.0,1.0,6.0,656.152099609375,1.0,0.0,0.0,0.0,-0.3000001013278961,0'
+        "3594,24.0506591796875,200.0,1.0471975803375244,0.029999999329447746,0.0,100.0,0.0,,-0.07169818878173"
+        "828,0.0,200.0,0.0,180.0,0.0,100.0,0.0,1.0,6.0,656.152099609375,1.0,0.0,0.0,0.0,-0.3000001013278961,0"
         '.800000011920929,"Color(0.854902, 0.862745, 1)",1.0,1.0,0.0,0.0,0.0,0.0,1.0,2.0,False,1.047197580337'
-        '5244,400.0,,0.0,0.5921100334279958,0.0,-0.03552660121159832,0.0,0.44294547502683684,0.35435649970875'
-        '766,-0.0,0.03175838828849088,-1.0255646263489975,1.6888752825391975,0.004093252636162593,-0.05709004'
-        '2380612493,0.0,0.0,2.203037491520368,0.761200839191837,0.0,0.0,0.06835745713015638,-0.95340563397282'
-        '4,-2.002002002002002,0.0,0.068220878794232,-0.9515007276112399,0.0'
+        "5244,400.0,,0.0,0.5921100334279958,0.0,-0.03552660121159832,0.0,0.44294547502683684,0.35435649970875"
+        "766,-0.0,0.03175838828849088,-1.0255646263489975,1.6888752825391975,0.004093252636162593,-0.05709004"
+        "2380612493,0.0,0.0,2.203037491520368,0.761200839191837,0.0,0.0,0.06835745713015638,-0.95340563397282"
+        "4,-2.002002002002002,0.0,0.068220878794232,-0.9515007276112399,0.0"
     ),
     "ai_023_002": (
         'ai_023_002,768.0,1024.0,0.009999999776482582,True,0.0,0.0,5.0,0.0,True,0.0,512,"AColor(0, 0, 0, 0)",'
         '0.0,0.0,"AColor(0, 0, 0, 0)",0.0,0.0010000000474974513,False,True,1.0,2.799999952316284,35.0,9.85734'
-        '6534729004,200.0,1.0471975803375244,0.03999999165534973,0.0,100.0,0.0,,0.0,0.0,200.0,0.0,180.0,0.0,1'
+        "6534729004,200.0,1.0471975803375244,0.03999999165534973,0.0,100.0,0.0,,0.0,0.0,200.0,0.0,180.0,0.0,1"
         '0.0,0.0,1.0,6.0,386.3528137207031,1.0,0.0,0.0,0.0,-0.03999999910593033,1.0,"Color(1, 1, 1)",2.807800'
-        '054550171,1.0,0.0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,400.0,,0.0,0.5781714089953494,0.0,-0.'
-        '046253703070351544,0.0,0.433628556746512,0.04625371168577691,-0.0,-0.0,-1.0014222216378865,1.7295908'
-        '867884606,0.0,-0.07988636719070868,0.0,0.0,2.3061211823846137,0.10651517609427631,0.0,0.0,0.0,-1.000'
-        '578956959001,-2.002002002002002,0.0,0.0,-0.9985797982038381,0.0'
+        "054550171,1.0,0.0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,400.0,,0.0,0.5781714089953494,0.0,-0."
+        "046253703070351544,0.0,0.433628556746512,0.04625371168577691,-0.0,-0.0,-1.0014222216378865,1.7295908"
+        "867884606,0.0,-0.07988636719070868,0.0,0.0,2.3061211823846137,0.10651517609427631,0.0,0.0,0.0,-1.000"
+        "578956959001,-2.002002002002002,0.0,0.0,-0.9985797982038381,0.0"
     ),
     "ai_031_003": (
         'ai_031_003,768.0,1024.0,0.0010000000474974513,True,0.0,0.0,5.0,0.0,True,0.0,512,"AColor(0, 0, 0, 0)"'
         ',0.0,0.0,"AColor(0, 0, 0, 0)",0.0,0.0010000000474974513,False,True,1.0,3.0,36.0,19.0,200.0,1.0471975'
-        '803375244,0.009999999776482582,-0.009999999776482582,220.0,0.0,,0.045276109129190445,0.0,200.0,0.0,1'
+        "803375244,0.009999999776482582,-0.009999999776482582,220.0,0.0,,0.045276109129190445,0.0,200.0,0.0,1"
         '80.0,0.0,40.0,0.0,1.0,6.0,1227.552001953125,1.0,0.0,0.0,0.0,0.029999999329447746,0.0,"Color(1, 1, 1)'
         '",1.0,1.0,0.0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,400.0,,0.0,0.5776646382069178,0.0,-0.0115'
-        '53292505902141,0.0,0.43282673625418516,-0.034626138126380296,0.0057766462529510705,-0.01959671054467'
-        '582,-1.000462281817734,1.7313078315878465,-0.0009037918657376548,-0.01996178300478036,0.0,0.00079847'
-        '13023439895,2.3067781521695316,-0.07984713201912141,0.0,0.01000087326715973,-0.04528006395520103,-1.'
-        '000087349069667,-2.002002002002002,0.00998089150239018,-0.04518959429694888,-0.9980891725480493,0.0'
+        "53292505902141,0.0,0.43282673625418516,-0.034626138126380296,0.0057766462529510705,-0.01959671054467"
+        "582,-1.000462281817734,1.7313078315878465,-0.0009037918657376548,-0.01996178300478036,0.0,0.00079847"
+        "13023439895,2.3067781521695316,-0.07984713201912141,0.0,0.01000087326715973,-0.04528006395520103,-1."
+        "000087349069667,-2.002002002002002,0.00998089150239018,-0.04518959429694888,-0.9980891725480493,0.0"
     ),
     "ai_036_008": (
         'ai_036_008,768.0,1024.0,0.009999999776482582,True,0.0,0.0,5.0,0.0,True,0.0,512,"AColor(0, 0, 0, 0)",'
         '0.0,0.0,"AColor(0, 0, 0, 0)",0.0,0.0010000000474974513,False,True,1.0,8.0,36.0,29.623310089111328,20'
-        '0.0,1.0471975803375244,-0.17299999296665192,0.0,220.0,0.0,,0.0,0.0,200.0,0.0,180.0,0.0,100.0,0.0,1.0'
+        "0.0,1.0471975803375244,-0.17299999296665192,0.0,220.0,0.0,,0.0,0.0,200.0,0.0,180.0,0.0,100.0,0.0,1.0"
         ',1.0,386.43121337890625,0.0,0.0,0.0,0.0,0.0,0.0,"Color(1, 1, 1)",1.0,1.0,0.0,0.0,0.0,0.0,1.0,2.0,Fal'
-        'se,1.0471975803375244,90.0,,0.0,0.5850300735540572,0.0,0.20242039722026353,0.0,0.4387725551655429,-0'
-        '.0,-0.0,-0.0,-1.013301778214287,1.709313837363951,0.0,0.3414579875138972,0.0,0.0,2.2790851164852675,'
-        '0.0,0.0,0.0,0.0,-0.9888485577986469,-2.002002002002002,0.0,0.0,-0.9868728364044438,0.0'
+        "se,1.0471975803375244,90.0,,0.0,0.5850300735540572,0.0,0.20242039722026353,0.0,0.4387725551655429,-0"
+        ".0,-0.0,-0.0,-1.013301778214287,1.709313837363951,0.0,0.3414579875138972,0.0,0.0,2.2790851164852675,"
+        "0.0,0.0,0.0,0.0,-0.9888485577986469,-2.002002002002002,0.0,0.0,-0.9868728364044438,0.0"
     ),
     "ai_037_002": (
         'ai_037_002,768.0,1024.0,0.009999999776482582,True,0.0,0.0,5.0,0.0,True,0.0,512,"AColor(0, 0, 0, 0)",'
         '0.0,0.0,"AColor(0, 0, 0, 0)",0.0,0.0010000000474974513,False,True,1.0,2.5,36.0,32.0,490.0,1.04719758'
-        '03375244,0.05999999865889549,0.0,100.0,0.0,,-0.009326552972197533,0.0,200.0,0.0,180.0,0.0,200.0,1.0,'
+        "03375244,0.05999999865889549,0.0,100.0,0.0,,-0.009326552972197533,0.0,200.0,0.0,180.0,0.0,200.0,1.0,"
         '1.0,1.0,443.59698486328125,1.0,0.0,0.0,0.0,-0.07999999821186066,0.6000000238418579,"Color(0.941176, '
         '1, 0.945098)",1.0,1.0,0.0,0.0,0.0,0.0,1.0,2.0,False,1.0471975803375244,90.0,,0.0,0.579607251426182,0'
-        '.0,-0.06955286861651404,0.0,0.4346865334657201,0.09273312506660672,-0.0,0.004054126980668954,-1.0039'
-        '09173803896,1.7253062268275619,0.001113868662274642,-0.11942983282195321,0.0,0.0,2.2985281393428907,'
-        '0.21231970279458348,0.0,0.0,0.009300822120943601,-0.9972411188430887,-2.002002002002002,0.0,0.009282'
-        '239059762895,-0.9952486290951505,0.0'
+        ".0,-0.06955286861651404,0.0,0.4346865334657201,0.09273312506660672,-0.0,0.004054126980668954,-1.0039"
+        "09173803896,1.7253062268275619,0.001113868662274642,-0.11942983282195321,0.0,0.0,2.2985281393428907,"
+        "0.21231970279458348,0.0,0.0,0.009300822120943601,-0.9972411188430887,-2.002002002002002,0.0,0.009282"
+        "239059762895,-0.9952486290951505,0.0"
     ),
 }
 
 # Values seen in the real files.
-_SCENE_TYPES: tuple[str, ...] = ("Living room", "Kitchen", "Bedroom", "Bathroom", "Office", "Dining room", "Restaurant", "Hotel lobby")
+_SCENE_TYPES: tuple[str, ...] = (
+    "Living room",
+    "Kitchen",
+    "Bedroom",
+    "Bathroom",
+    "Office",
+    "Dining room",
+    "Restaurant",
+    "Hotel lobby",
+)
 REASON_CONTENT_FLAGGED = "CONTENT FLAGGED FOR REMOVAL"
 REASON_BAD_TRAJECTORY = "OUTSIDE VIEWING AREA (BAD TRAJECTORY)"
 _SPLITS: tuple[str, ...] = ("train", "val", "test")
 _ZIP_DATE = (2020, 6, 1, 0, 0, 0)  # fixed member timestamps keep the bytes a function of the seed
 PREVIEW_STEP = 4  # previews are subsampled by this step in both axes (upstream writes them full size)
-FINAL_PREVIEWS: tuple[str, ...] = ("color", "gamma", "diffuse_reflectance", "diffuse_illumination", "residual", "lambertian", "non_lambertian", "diff", "tonemap")
+FINAL_PREVIEWS: tuple[str, ...] = (
+    "color",
+    "gamma",
+    "diffuse_reflectance",
+    "diffuse_illumination",
+    "residual",
+    "lambertian",
+    "non_lambertian",
+    "diff",
+    "tonemap",
+)
 GEOMETRY_PREVIEWS_JPG: tuple[str, ...] = ("color", "gamma")
 GEOMETRY_PREVIEWS_PNG: tuple[str, ...] = (
-    "render_entity_id", "depth_meters", "normal_world", "normal_cam", "normal_bump_world", "normal_bump_cam",
-    "tex_coord", "semantic", "semantic_instance",
+    "render_entity_id",
+    "depth_meters",
+    "normal_world",
+    "normal_cam",
+    "normal_bump_world",
+    "normal_bump_cam",
+    "tex_coord",
+    "semantic",
+    "semantic_instance",
 )
 _FRAME_DTYPES: dict[str, type] = {
     **{k: np.float16 for k in layout.FINAL_KINDS},
-    **{k: np.float16 for k in ("depth_meters", "position", "normal_cam", "normal_world", "normal_bump_cam", "normal_bump_world", "tex_coord")},
+    **{
+        k: np.float16
+        for k in (
+            "depth_meters",
+            "position",
+            "normal_cam",
+            "normal_world",
+            "normal_bump_cam",
+            "normal_bump_world",
+            "tex_coord",
+        )
+    },
     **{k: np.int16 for k in ("render_entity_id", "semantic", "semantic_instance")},
 }
 _NAN_PIXELS = 5  # valid pixels whose depth (and position) is NaN in the planted frame
@@ -269,7 +376,9 @@ def hdf5_bytes(array: np.ndarray, compressed: bool) -> bytes:
             f.create_dataset("dataset", data=array)
         else:
             a = np.ascontiguousarray(array)
-            ds = f.create_dataset("dataset", shape=a.shape, dtype=a.dtype, chunks=True, compression="gzip", compression_opts=9)
+            ds = f.create_dataset(
+                "dataset", shape=a.shape, dtype=a.dtype, chunks=True, compression="gzip", compression_opts=9
+            )
             chunks = ds.chunks
             for offset in itertools.product(*(range(0, n, c) for n, c in zip(a.shape, chunks))):
                 block = a[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
@@ -302,7 +411,7 @@ def _preview_members(prefix: str, frame: dict[str, np.ndarray]) -> dict[str, byt
     valid = img["render_entity_id"] != -1
     bright = 0.3 * color[..., 0] + 0.59 * color[..., 1] + 0.11 * color[..., 2]
     p90 = float(np.percentile(bright[valid], 90)) if valid.any() else 1.0
-    scale = 0.8 ** 2.2 / p90 if p90 > 1e-4 else 0.0
+    scale = 0.8**2.2 / p90 if p90 > 1e-4 else 0.0
     finals = {
         "color": color,
         "gamma": np.power(np.maximum(color, 0), 1 / 2.2),
@@ -347,7 +456,9 @@ def _inside_any_box(room: Room, point: np.ndarray, margin: float) -> bool:
     return False
 
 
-def _trajectory(room: Room, camera_index: int, frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _trajectory(
+    room: Room, camera_index: int, frames: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keyframe positions (F,3), look-at positions (F,3) and orientations (F,3,3) in asset units.
 
     Cameras stand at eye height clear of the furniture. ``cam_00`` stands near the -y wall and
@@ -363,16 +474,26 @@ def _trajectory(room: Room, camera_index: int, frames: int, rng: np.random.Gener
             x0, x1, z0, _z1 = (v * to_m for v in room.window)
             target = np.array([(x0 + x1) / 2 + rng.uniform(-0.5, 0.5), hi[1], z0 + rng.uniform(-0.5, -0.1)])
         else:
-            start = lo + np.array([rng.uniform(0.4, 0.6) * size[0], rng.uniform(0.4, 0.6) * size[1], rng.uniform(1.4, 1.7)])
+            start = lo + np.array(
+                [rng.uniform(0.4, 0.6) * size[0], rng.uniform(0.4, 0.6) * size[1], rng.uniform(1.4, 1.7)]
+            )
             wall = int(rng.integers(0, 3))
             t = rng.uniform(0.2, 0.8)
             tz = lo[2] + rng.uniform(0.3, 0.6)
-            target = [np.array([lo[0], lo[1] + t * size[1], tz]), np.array([hi[0], lo[1] + t * size[1], tz]), np.array([lo[0] + t * size[0], lo[1], tz])][wall]
+            target = [
+                np.array([lo[0], lo[1] + t * size[1], tz]),
+                np.array([hi[0], lo[1] + t * size[1], tz]),
+                np.array([lo[0] + t * size[0], lo[1], tz]),
+            ][wall]
         step = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), 0.0])
         step = step / np.linalg.norm(step) * rng.uniform(0.05, 0.12)
         pan = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), 0.0]) * 0.15
         positions = np.stack([start + i * step for i in range(frames)])
-        if all(not _inside_any_box(room, p / to_m, 0.25 / to_m) for p in positions) and np.all(positions > lo + 0.3) and np.all(positions < hi - 0.3):
+        if (
+            all(not _inside_any_box(room, p / to_m, 0.25 / to_m) for p in positions)
+            and np.all(positions > lo + 0.3)
+            and np.all(positions < hi - 0.3)
+        ):
             break
     else:
         raise RuntimeError(f"{room.name}: no camera position clear of the furniture after 100 tries")
@@ -401,13 +522,22 @@ def _render_scene(plan: _ScenePlan, put: Callable[[str, bytes, bool], None]) -> 
     room = build_room(plan.name, plan.meters_per_asset_unit, rng)
     M = np.array(plan.M_cam_from_uv)
     s = plan.name
-    put(layout.scene_metadata_member(s), _csv_bytes(["parameter_name", "parameter_value"], [["meters_per_asset_unit", repr(plan.meters_per_asset_unit)]]), True)
+    put(
+        layout.scene_metadata_member(s),
+        _csv_bytes(
+            ["parameter_name", "parameter_value"], [["meters_per_asset_unit", repr(plan.meters_per_asset_unit)]]
+        ),
+        True,
+    )
     put(f"{s}/_detail/metadata_cameras.csv", _csv_bytes(["camera_name"], [[c] for c in plan.cameras]), True)
     put(
         f"{s}/_detail/metadata_nodes.csv",
         _csv_bytes(
             ["node_id", "node_name", "object_id", "object_name"],
-            [[n.node_id, n.name, n.object_id, room.objects[n.object_id].name if n.object_id >= 0 else "_NULL_OBJECT"] for n in room.nodes],
+            [
+                [n.node_id, n.name, n.object_id, room.objects[n.object_id].name if n.object_id >= 0 else "_NULL_OBJECT"]
+                for n in room.nodes
+            ],
         ),
         True,
     )
@@ -421,13 +551,25 @@ def _render_scene(plan: _ScenePlan, put: Callable[[str, bytes, bool], None]) -> 
 
     mesh = f"{s}/_detail/mesh"
     put(f"{mesh}/metadata_objects.csv", _csv_bytes(["object_name"], [[o.name] for o in room.objects]), True)
-    put(f"{mesh}/mesh_objects_si.hdf5", hdf5_bytes(np.array([[o.semantic] for o in room.objects], dtype=np.int64), False), True)
-    put(f"{mesh}/mesh_objects_sii.hdf5", hdf5_bytes(np.array([[o.instance] for o in room.objects], dtype=np.int64), False), True)
+    put(
+        f"{mesh}/mesh_objects_si.hdf5",
+        hdf5_bytes(np.array([[o.semantic] for o in room.objects], dtype=np.int64), False),
+        True,
+    )
+    put(
+        f"{mesh}/mesh_objects_sii.hdf5",
+        hdf5_bytes(np.array([[o.instance] for o in room.objects], dtype=np.int64), False),
+        True,
+    )
     sem_colors = np.concatenate([[[-1, -1, -1]], _palette(np.arange(1, 41), 2).astype(np.int64)])
     inst_colors = np.concatenate([[[-1, -1, -1]], _palette(np.arange(1, room.instance_count), 3).astype(np.int64)])
     put(f"{mesh}/metadata_semantic_colors.hdf5", hdf5_bytes(sem_colors, False), True)
     put(f"{mesh}/metadata_semantic_instance_colors.hdf5", hdf5_bytes(inst_colors, False), True)
-    put(f"{mesh}/metadata_scene_annotation_tool.log", b"[HYPERSIM: SCENE_ANNOTATION_TOOL] Loaded scene:   Mon Jun  1 09:00:00 2020\n[HYPERSIM: SCENE_ANNOTATION_TOOL] Unloaded scene: Mon Jun  1 09:30:00 2020\n", True)
+    put(
+        f"{mesh}/metadata_scene_annotation_tool.log",
+        b"[HYPERSIM: SCENE_ANNOTATION_TOOL] Loaded scene:   Mon Jun  1 09:00:00 2020\n[HYPERSIM: SCENE_ANNOTATION_TOOL] Unloaded scene: Mon Jun  1 09:30:00 2020\n",
+        True,
+    )
     pos, ori, ext = bounding_boxes(room)
     for kind, arr in (("positions", pos), ("orientations", ori), ("extents", ext)):
         put(layout.bounding_box_member(s, kind), hdf5_bytes(arr, False), True)
@@ -440,11 +582,19 @@ def _render_scene(plan: _ScenePlan, put: Callable[[str, bytes, bool], None]) -> 
         if cam == plan.bad_rotation_camera:
             orientations[0] = _non_rotation(orientations[0])
             frame_0_orientation_error = float(np.abs(orientations[0].T @ orientations[0] - np.eye(3)).max())
-        put(layout.camera_keyframe_member(s, cam, "frame_indices"), hdf5_bytes(np.arange(plan.frames, dtype=np.int64), False), True)
+        put(
+            layout.camera_keyframe_member(s, cam, "frame_indices"),
+            hdf5_bytes(np.arange(plan.frames, dtype=np.int64), False),
+            True,
+        )
         put(layout.camera_keyframe_member(s, cam, "positions"), hdf5_bytes(positions, False), True)
         put(layout.camera_keyframe_member(s, cam, "orientations"), hdf5_bytes(orientations, False), True)
         put(layout.camera_keyframe_member(s, cam, "look_at_positions"), hdf5_bytes(look_at, False), True)
-        put(f"{s}/_detail/{cam}/metadata_camera.csv", _csv_bytes(["parameter_name", "parameter_value"], [["frame_time_seconds", 1.0]]), True)
+        put(
+            f"{s}/_detail/{cam}/metadata_camera.csv",
+            _csv_bytes(["parameter_name", "parameter_value"], [["frame_time_seconds", 1.0]]),
+            True,
+        )
         for fi in range(plan.frames):
             if (cam, fi) in plan.absent:
                 continue
@@ -472,8 +622,14 @@ def _render_scene(plan: _ScenePlan, put: Callable[[str, bytes, bool], None]) -> 
         "void_frames": void_frames,
         "nan_pixels": nan_pixels,
         "instance_ids_above_255": sorted({int(o.instance) for o in room.objects if o.instance > 255}),
-        "semantic_without_instance": sorted({int(o.semantic) for o in room.objects if o.semantic != -1 and o.instance == -1}),
-        "unlabelled_objects": sorted(room.objects[n.object_id].name for n in room.nodes if n.object_id >= 0 and room.objects[n.object_id].semantic == -1),
+        "semantic_without_instance": sorted(
+            {int(o.semantic) for o in room.objects if o.semantic != -1 and o.instance == -1}
+        ),
+        "unlabelled_objects": sorted(
+            room.objects[n.object_id].name
+            for n in room.nodes
+            if n.object_id >= 0 and room.objects[n.object_id].semantic == -1
+        ),
         "frame_0_orientation_error": frame_0_orientation_error,
     }
 
@@ -617,11 +773,28 @@ def write_synthetic_mirror(root: Path, spec: MirrorSpec = MirrorSpec(), workers:
     for s in names:
         for c in cameras:
             scene_type = REASON_BAD_TRAJECTORY if bad_trajectory == (s, c) else type_of[s]
-            traj_rows.append([f"{s}_{c}", f"{s}@scene_{c}_geometry", "large", f"{s}@scene_{c}_pre", "2xlarge", f"{s}@scene_{c}_final", "9xlarge", scene_type, "", ""])
+            traj_rows.append(
+                [
+                    f"{s}_{c}",
+                    f"{s}@scene_{c}_geometry",
+                    "large",
+                    f"{s}@scene_{c}_pre",
+                    "2xlarge",
+                    f"{s}@scene_{c}_final",
+                    "9xlarge",
+                    scene_type,
+                    "",
+                    "",
+                ]
+            )
     cam_rows = []
     for s in names:
         fields = _camera_row_fields(_REAL_CAMERA_ROWS[row_of[s]])
-        fields.update(scene_name=s, settings_output_img_height=repr(float(spec.height)), settings_output_img_width=repr(float(spec.width)))
+        fields.update(
+            scene_name=s,
+            settings_output_img_height=repr(float(spec.height)),
+            settings_output_img_width=repr(float(spec.width)),
+        )
         cam_rows.append([fields[c] for c in CAMERA_PARAMETER_COLUMNS])
     _atomic_write(root / layout.SPLIT_CSV, _csv_bytes(SPLIT_COLUMNS, split_rows))
     _atomic_write(root / layout.TRAJECTORIES_CSV, _csv_bytes(TRAJECTORY_COLUMNS, traj_rows))
@@ -635,8 +808,12 @@ def write_synthetic_mirror(root: Path, spec: MirrorSpec = MirrorSpec(), workers:
     edge_cases: dict[str, object] = {
         "tilt_shift_scenes": [s for s in names if is_tilt_shift(_camera_row_fields(_REAL_CAMERA_ROWS[row_of[s]]))],
         "camera_parameter_source_rows": dict(row_of),
-        "excluded_frames": [{"scene": s, "camera": c, "frame_id": f, "exclude_reason": r} for (s, c, f), r in sorted(excluded.items())],
-        "excluded_trajectory": None if bad_trajectory is None else {"scene": bad_trajectory[0], "camera": bad_trajectory[1], "exclude_reason": REASON_BAD_TRAJECTORY},
+        "excluded_frames": [
+            {"scene": s, "camera": c, "frame_id": f, "exclude_reason": r} for (s, c, f), r in sorted(excluded.items())
+        ],
+        "excluded_trajectory": None
+        if bad_trajectory is None
+        else {"scene": bad_trajectory[0], "camera": bad_trajectory[1], "exclude_reason": REASON_BAD_TRAJECTORY},
         "missing_frame": where(missing),
         "nan_depth_at_valid_pixels": None
         if nan_frame is None

@@ -10,9 +10,9 @@ are normalised by image width/height; depth PNG values are z in millimetres.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping
 
 import numpy as np
 
@@ -23,14 +23,18 @@ DEPTH_SCALE_B = -1
 def m_cam_from_uv(camera_params: Mapping[str, float]) -> np.ndarray:
     """The 3x3 ``M_cam_from_uv`` (float64) from one row of ``metadata_camera_parameters.csv``."""
     try:
-        return np.array([[float(camera_params[f"M_cam_from_uv_{r}{c}"]) for c in range(3)] for r in range(3)], dtype=np.float64)
+        return np.array(
+            [[float(camera_params[f"M_cam_from_uv_{r}{c}"]) for c in range(3)] for r in range(3)], dtype=np.float64
+        )
     except KeyError as exc:
         raise ValueError(f"camera parameters lack {exc.args[0]}") from None
 
 
 def image_size(camera_params: Mapping[str, float]) -> tuple[int, int]:
     """(height, width) in pixels from ``settings_output_img_height/width``."""
-    return int(float(camera_params["settings_output_img_height"])), int(float(camera_params["settings_output_img_width"]))
+    return int(float(camera_params["settings_output_img_height"])), int(
+        float(camera_params["settings_output_img_width"])
+    )
 
 
 def pinhole_intrinsics(M_cam_from_uv: np.ndarray) -> dict[str, float]:
@@ -94,7 +98,9 @@ def camera_points(ray_columns: np.ndarray, distance_m: np.ndarray) -> np.ndarray
     return ray_columns * d
 
 
-def project_to_pixels(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def project_to_pixels(
+    points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``points`` (3, N): pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
 
     As the reference: ``((x / z) * fx + cx) * (width - 0.5)`` (and likewise for y), each
@@ -110,7 +116,9 @@ def project_to_pixels(points: np.ndarray, intrinsics: Mapping[str, float], heigh
         keep = np.flatnonzero(valid)
         cols = tuple(np.take(points[c], keep) for c in range(3))
     uv = np.empty((keep.size, 2), dtype=np.int16)
-    for col, (f, c, size) in enumerate(((intrinsics["fx"], intrinsics["cx"], width), (intrinsics["fy"], intrinsics["cy"], height))):
+    for col, (f, c, size) in enumerate(
+        ((intrinsics["fx"], intrinsics["cx"], width), (intrinsics["fy"], intrinsics["cy"], height))
+    ):
         x = cols[col] / cols[2]
         x *= f
         x += c

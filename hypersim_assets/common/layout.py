@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 # The three metadata files every source holds at its top level.
 SPLIT_CSV = "metadata_images_split_scene_v1.csv"
@@ -75,16 +75,20 @@ def bounding_box_member(scene: str, kind: str) -> str:
 
 
 # Members a conversion reads, as globs over zip member names (scene prefix excluded).
-_CONVERSION_GLOBS: tuple[str, ...] = tuple(
-    f"images/scene_cam_??_{group}_hdf5/frame.????.{kind}.hdf5" for group, kind in CONVERTED_FRAME_KINDS
-) + (
-    "_detail/metadata_scene.csv",
-    "_detail/metadata_cameras.csv",
-    "_detail/cam_??/camera_keyframe_positions.hdf5",
-    "_detail/cam_??/camera_keyframe_orientations.hdf5",
-    "_detail/cam_??/camera_keyframe_frame_indices.hdf5",
-    "_detail/cam_??/metadata_camera.csv",
-) + tuple(f"_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_{k}.hdf5" for k in BOUNDING_BOX_KINDS)
+_CONVERSION_GLOBS: tuple[str, ...] = (
+    tuple(f"images/scene_cam_??_{group}_hdf5/frame.????.{kind}.hdf5" for group, kind in CONVERTED_FRAME_KINDS)
+    + (
+        "_detail/metadata_scene.csv",
+        "_detail/metadata_cameras.csv",
+        "_detail/cam_??/camera_keyframe_positions.hdf5",
+        "_detail/cam_??/camera_keyframe_orientations.hdf5",
+        "_detail/cam_??/camera_keyframe_frame_indices.hdf5",
+        "_detail/cam_??/metadata_camera.csv",
+    )
+    + tuple(
+        f"_detail/mesh/metadata_semantic_instance_bounding_box_object_aligned_2d_{k}.hdf5" for k in BOUNDING_BOX_KINDS
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class MemberSelection:
             return False
         if self.mode == "all":
             return True
-        rel = member[len(prefix):]
+        rel = member[len(prefix) :]
         globs = _CONVERSION_GLOBS if self.mode == "conversion" else self.globs
         return any(fnmatch.fnmatchcase(rel, g) for g in globs)
 
@@ -123,7 +127,7 @@ class MemberSelection:
 
 
 # Our layout under the data root.
-RAW_DIR = "raw"          # <root>/raw/<metadata csv>, <root>/raw/<scene>/... (the reference's input layout)
+RAW_DIR = "raw"  # <root>/raw/<metadata csv>, <root>/raw/<scene>/... (the reference's input layout)
 DATASET_DIR = "dataset"  # <root>/dataset/<split>/<modality>/... (the reference's output layout)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hypersim_assets.http_client import HttpClient, RemoteChanged, Sink
+from hypersim_assets.download.http_client import HttpClient, RemoteChanged, Sink
 
 STORED = 0
 DEFLATED = 8
@@ -26,7 +26,9 @@ _EOCD = struct.Struct("<4s4H2LH")  # sig, disk, cd disk, entries here, entries, 
 _Z64_LOCATOR_SIG = b"PK\x06\x07"
 _Z64_LOCATOR = struct.Struct("<4sLQL")  # sig, disk of record, record offset, disks
 _Z64_EOCD_SIG = b"PK\x06\x06"
-_Z64_EOCD = struct.Struct("<4sQ2H2L4Q")  # sig, record size, made by, needed, disk, cd disk, entries here, entries, cd size, cd offset
+_Z64_EOCD = struct.Struct(
+    "<4sQ2H2L4Q"
+)  # sig, record size, made by, needed, disk, cd disk, entries here, entries, cd size, cd offset
 _CD_SIG = b"PK\x01\x02"
 _CD = struct.Struct("<4s6H3L5H2L")
 _LOCAL_SIG = b"PK\x03\x04"
@@ -96,7 +98,9 @@ class FileRangeReader:
     def copy_range(self, offset: int, length: int, sink: Sink) -> None:
         self._check()
         if offset < 0 or offset + length > self.size:
-            raise ZipFormatError(f"{self.name}: bytes {offset}..{offset + length} lie outside the {self.size}-byte file")
+            raise ZipFormatError(
+                f"{self.name}: bytes {offset}..{offset + length} lie outside the {self.size}-byte file"
+            )
         with open(self.path, "rb") as f:
             f.seek(offset)
             left = length
@@ -205,7 +209,9 @@ def _find_eocd(archive: str, tail: bytes, tail_start: int, size: int) -> int:
     while True:
         pos = tail.rfind(_EOCD_SIG, 0, pos)
         if pos < 0:
-            raise ZipFormatError(f"{archive}: no End of Central Directory record in the last {len(tail)} bytes; not a zip file?")
+            raise ZipFormatError(
+                f"{archive}: no End of Central Directory record in the last {len(tail)} bytes; not a zip file?"
+            )
         if pos + _EOCD.size <= len(tail):
             comment_len = _EOCD.unpack_from(tail, pos)[-1]
             if tail_start + pos + _EOCD.size + comment_len == size:
@@ -272,7 +278,23 @@ def _parse_entries(archive: str, cd: bytes, entries: int, shift: int) -> list[Zi
         if cd[pos : pos + 4] != _CD_SIG:
             raise ZipFormatError(f"{archive}: central directory entry {index} at +{pos} has a bad signature")
         (
-            _, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, disk, _, _, offset,
+            _,
+            _,
+            _,
+            flags,
+            method,
+            _,
+            _,
+            crc,
+            csize,
+            usize,
+            name_len,
+            extra_len,
+            comment_len,
+            disk,
+            _,
+            _,
+            offset,
         ) = _CD.unpack_from(cd, pos)
         pos += _CD.size
         raw_name = cd[pos : pos + name_len]

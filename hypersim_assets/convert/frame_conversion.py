@@ -21,16 +21,18 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from hypersim_assets import depth as depth_mod
-from hypersim_assets import labels, normals, poses, reprojection, tonemapping
-from hypersim_assets.frame_facts import STATUS_CONVERTED, STATUS_FAILED, STATUS_INPUT_MISSING
-from hypersim_assets.hdf5_frames import (
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED, STATUS_FAILED, STATUS_INPUT_MISSING
+from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
+from hypersim_assets.convert import depth as depth_mod
+from hypersim_assets.convert import labels, normals, poses, reprojection, tonemapping
+from hypersim_assets.convert.hdf5_frames import (
     FrameInputCorrupt,
     FrameInputMissing,
     input_files,
@@ -39,8 +41,7 @@ from hypersim_assets.hdf5_frames import (
     read_frame_images,
     read_meters_per_asset_unit,
 )
-from hypersim_assets.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
-from hypersim_assets.png_writer import PngCompression, encode_png, write_bytes_atomically
+from hypersim_assets.convert.png_writer import PngCompression, encode_png, write_bytes_atomically
 
 # Bump on any change that changes output bytes or facts; Dagster uses it as the code version.
 CONVERTER_VERSION = "1"
@@ -68,7 +69,10 @@ class ConversionSettings:
 
     def output_key(self) -> dict[str, Any]:
         """The settings that change output bytes."""
-        return {"tilt_shift": bool(self.tilt_shift), "png_compression": PngCompression.parse(self.png_compression).value}
+        return {
+            "tilt_shift": bool(self.tilt_shift),
+            "png_compression": PngCompression.parse(self.png_compression).value,
+        }
 
 
 @dataclass
@@ -109,11 +113,11 @@ class FrameFacts:
 class ConvertedFrame:
     """A frame converted in memory: the images as written and the JSON documents."""
 
-    rgb: np.ndarray          # (H, W, 3) uint8
-    depth_mm: np.ndarray     # (H, W) uint16
-    normal: np.ndarray       # (H, W, 3) uint8
-    semantic: np.ndarray     # (H, W) uint8
-    instance: np.ndarray     # (H, W, 3) uint8
+    rgb: np.ndarray  # (H, W, 3) uint8
+    depth_mm: np.ndarray  # (H, W) uint16
+    normal: np.ndarray  # (H, W, 3) uint8
+    semantic: np.ndarray  # (H, W) uint8
+    instance: np.ndarray  # (H, W, 3) uint8
     extrinsics: dict[str, float]
     intrinsics: dict[str, float]  # depth intrinsics (with a, b)
     boxes: dict[int, dict[str, list]]
@@ -183,7 +187,9 @@ def convert_arrays(
     if tilt_shift:
         ph, pw = reprojection.image_size(camera_params)
         if (ph, pw) != (h, w):
-            raise FrameInputCorrupt(scene, camera, frame_id, f"{scene}/images", f"images are {h}x{w} but camera parameters say {ph}x{pw}")
+            raise FrameInputCorrupt(
+                scene, camera, frame_id, f"{scene}/images", f"images are {h}x{w} but camera parameters say {ph}x{pw}"
+            )
         M = reprojection.m_cam_from_uv(camera_params)
         intr = reprojection.pinhole_intrinsics(M)
         points = reprojection.camera_points(_unit_rays(M, h, w), distance)
@@ -200,7 +206,9 @@ def convert_arrays(
     boxes = poses.boxes_3d(ids, box_files.extents, box_files.orientations, box_files.positions, mpau)
     orient = poses.box_orientations(boxes, [extr[k] for k in ("quat_x", "quat_y", "quat_z", "quat_w")])
     t["boxes"] = time.perf_counter() - t4
-    return ConvertedFrame(rgb, depth_mm, normal, semantic, instance, extr, intr, boxes, orient, rotation_valid, nan_pixels, t)
+    return ConvertedFrame(
+        rgb, depth_mm, normal, semantic, instance, extr, intr, boxes, orient, rotation_valid, nan_pixels, t
+    )
 
 
 def json_text(obj: Any) -> str:
@@ -240,14 +248,24 @@ def _input_stamps(scene_dir: Path, scene: str, camera: str, frame_id: int) -> di
 
 
 def _skip_facts(
-    dataset_root: Path, scene_dir: Path, scene: str, camera: str, frame_id: int, split: str, settings: ConversionSettings
+    dataset_root: Path,
+    scene_dir: Path,
+    scene: str,
+    camera: str,
+    frame_id: int,
+    split: str,
+    settings: ConversionSettings,
 ) -> FrameFacts | None:
     path = marker_path(dataset_root, scene, camera, frame_id)
     try:
         marker = json.loads(path.read_text())
     except (FileNotFoundError, ValueError, OSError):
         return None
-    if marker.get("converter_version") != CONVERTER_VERSION or marker.get("settings") != settings.output_key() or marker.get("split") != split:
+    if (
+        marker.get("converter_version") != CONVERTER_VERSION
+        or marker.get("settings") != settings.output_key()
+        or marker.get("split") != split
+    ):
         return None
     for rel, size in marker.get("outputs", {}).items():
         try:
@@ -339,8 +357,14 @@ def convert_frame(
     for modality, data in files.items():
         total += write_bytes_atomically(data, dataset_root / rels[modality], fsync=settings.fsync)
     intr_rels = intrinsics_output_paths(split_dir, scene, camera)
-    _write_if_changed(json_text(reprojection.rgb_intrinsics(frame.intrinsics)).encode(), dataset_root / intr_rels["rgb_intrinsics"], settings.fsync)
-    _write_if_changed(json_text(frame.intrinsics).encode(), dataset_root / intr_rels["depth_intrinsics"], settings.fsync)
+    _write_if_changed(
+        json_text(reprojection.rgb_intrinsics(frame.intrinsics)).encode(),
+        dataset_root / intr_rels["rgb_intrinsics"],
+        settings.fsync,
+    )
+    _write_if_changed(
+        json_text(frame.intrinsics).encode(), dataset_root / intr_rels["depth_intrinsics"], settings.fsync
+    )
 
     frame_facts_of(frame, facts, total)
     marker = {
@@ -351,5 +375,7 @@ def convert_frame(
         "inputs": _input_stamps(scene_dir, scene, camera, frame_id),
         "facts": dataclasses.asdict(facts),
     }
-    write_bytes_atomically(json.dumps(marker).encode(), marker_path(dataset_root, scene, camera, frame_id), fsync=settings.fsync)
+    write_bytes_atomically(
+        json.dumps(marker).encode(), marker_path(dataset_root, scene, camera, frame_id), fsync=settings.fsync
+    )
     return facts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from hypersim_assets.layout import CAMERA_PARAMETERS_CSV, SPLIT_CSV, TRAJECTORIES_CSV
+from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV, SPLIT_CSV, TRAJECTORIES_CSV
 
 UPSTREAM = "upstream"
 UPSTREAM_SCENES_URL = "https://docs-assets.developer.apple.com/ml-research/datasets/hypersim/v1/scenes"
@@ -63,7 +63,7 @@ class HypersimSource:
     base: str
 
     @classmethod
-    def parse(cls, text: str | None) -> "HypersimSource":
+    def parse(cls, text: str | None) -> HypersimSource:
         """Parse ``upstream`` / ``http(s)://...`` / ``file://...`` / a directory path (empty means upstream)."""
         text = (text or "").strip()
         if not text or text == UPSTREAM:
@@ -74,11 +74,13 @@ class HypersimSource:
         if parsed.scheme == "file":
             return cls(str(Path(unquote(parsed.path)).resolve()))
         if parsed.scheme and len(parsed.scheme) > 1:
-            raise ValueError(f"unsupported source scheme {parsed.scheme!r} in {text!r}: use http(s)://, file:// or a directory")
+            raise ValueError(
+                f"unsupported source scheme {parsed.scheme!r} in {text!r}: use http(s)://, file:// or a directory"
+            )
         return cls(str(Path(text).expanduser().resolve()))
 
     @classmethod
-    def from_env(cls) -> "HypersimSource":
+    def from_env(cls) -> HypersimSource:
         """The source named by ``HYPERSIM_SOURCE`` (upstream when unset)."""
         return cls.parse(os.environ.get(ENV_SOURCE))
 

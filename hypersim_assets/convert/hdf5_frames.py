@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from zlib_ng import zlib_ng
 
-from hypersim_assets import layout
+from hypersim_assets.common import layout
 
 
 class FrameInputError(Exception):
@@ -42,11 +42,11 @@ class FrameInputCorrupt(FrameInputError):
 class FrameImages:
     """One frame's upstream images, as stored (float16 colour/depth/normals, int16 ids)."""
 
-    color: np.ndarray             # (H, W, 3) linear HDR
+    color: np.ndarray  # (H, W, 3) linear HDR
     render_entity_id: np.ndarray  # (H, W), -1 = no geometry
-    depth_meters: np.ndarray      # (H, W) distance along the ray in metres, NaN = no geometry
-    normal_bump_cam: np.ndarray   # (H, W, 3)
-    semantic: np.ndarray          # (H, W) NYU40, -1 = void
+    depth_meters: np.ndarray  # (H, W) distance along the ray in metres, NaN = no geometry
+    normal_bump_cam: np.ndarray  # (H, W, 3)
+    semantic: np.ndarray  # (H, W) NYU40, -1 = void
     semantic_instance: np.ndarray  # (H, W), -1 = none
 
 
@@ -54,9 +54,9 @@ class FrameImages:
 class BoundingBoxes:
     """Object-aligned boxes per semantic instance id (row = id), asset units; NaN rows for ids without geometry."""
 
-    extents: np.ndarray       # (N, 3)
+    extents: np.ndarray  # (N, 3)
     orientations: np.ndarray  # (N, 3, 3)
-    positions: np.ndarray     # (N, 3)
+    positions: np.ndarray  # (N, 3)
 
 
 def _path(scene_dir: Path, scene: str, member: str) -> Path:
@@ -64,7 +64,7 @@ def _path(scene_dir: Path, scene: str, member: str) -> Path:
     prefix = scene + "/"
     if not member.startswith(prefix):
         raise ValueError(f"member {member!r} is not inside scene {scene}")
-    return Path(scene_dir) / member[len(prefix):]
+    return Path(scene_dir) / member[len(prefix) :]
 
 
 def input_files(scene_dir: Path, scene: str, camera: str, frame_id: int) -> list[Path]:
@@ -132,7 +132,7 @@ def _read_whole(ds: h5py.Dataset) -> np.ndarray:
 def _rel(path: Path, scene: str) -> str:
     parts = Path(path).parts
     if scene in parts:
-        return "/".join(parts[len(parts) - 1 - parts[::-1].index(scene):])
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index(scene) :])
     return str(path)
 
 
@@ -179,8 +179,17 @@ def read_meters_per_asset_unit(scene_dir: Path, scene: str, camera: str = "-", f
         raise FrameInputMissing(scene, camera, frame_id, _rel(path, scene), "file does not exist")
     try:
         value = _meters_per_asset_unit(stamp)
-    except (ValueError, KeyError, IndexError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"no usable meters_per_asset_unit: {exc}") from exc
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+    ) as exc:
+        raise FrameInputCorrupt(
+            scene, camera, frame_id, _rel(path, scene), f"no usable meters_per_asset_unit: {exc}"
+        ) from exc
     if not np.isfinite(value) or value <= 0:
         raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"meters_per_asset_unit is {value}")
     return value
@@ -215,9 +224,17 @@ def read_camera_pose(scene_dir: Path, scene: str, camera: str, frame_id: int) ->
         path = _path(scene_dir, scene, layout.camera_keyframe_member(scene, camera, what))
         data = _cached_dataset(path, scene, camera, frame_id)
         if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
-            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})")
+            raise FrameInputCorrupt(
+                scene,
+                camera,
+                frame_id,
+                _rel(path, scene),
+                f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})",
+            )
         if not (0 <= frame_id < data.shape[0]):
-            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"has {data.shape[0]} rows, frame needs row {frame_id}")
+            raise FrameInputCorrupt(
+                scene, camera, frame_id, _rel(path, scene), f"has {data.shape[0]} rows, frame needs row {frame_id}"
+            )
         out.append(np.array(data[frame_id], dtype=np.float64))
     return out[0], out[1]
 
@@ -229,6 +246,12 @@ def read_bounding_boxes(scene_dir: Path, scene: str, camera: str = "-", frame_id
         path = _path(scene_dir, scene, layout.bounding_box_member(scene, kind))
         data = _cached_dataset(path, scene, camera, frame_id)
         if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
-            raise FrameInputCorrupt(scene, camera, frame_id, _rel(path, scene), f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})")
+            raise FrameInputCorrupt(
+                scene,
+                camera,
+                frame_id,
+                _rel(path, scene),
+                f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})",
+            )
         arrays[kind] = data
     return BoundingBoxes(**arrays)

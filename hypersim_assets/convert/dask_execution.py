@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hypersim_assets.frame_conversion import CONVERTER_VERSION
+from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION
 
 SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 INSTALL_HINT = "pip install 'hypersim-assets[dask]' (or: pip install 'dask[distributed]')"
@@ -76,8 +76,7 @@ def check_scheduler_address(address: str) -> str:
     scheme, sep, rest = address.partition("://")
     if not sep or scheme not in SCHEMES or not rest:
         raise ValueError(
-            f"Dask scheduler address {address!r} is not of the form tcp://host:port "
-            f"(schemes: {', '.join(SCHEMES)})"
+            f"Dask scheduler address {address!r} is not of the form tcp://host:port (schemes: {', '.join(SCHEMES)})"
         )
     return address
 
@@ -93,7 +92,7 @@ def import_distributed() -> Any:
 
 def worker_converter_version() -> str:
     """Runs on a worker: the converter version of the ``hypersim_assets`` installed there."""
-    from hypersim_assets.frame_conversion import CONVERTER_VERSION as version
+    from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION as version
 
     return version
 
@@ -149,7 +148,9 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
                     timeout=config.connect_timeout_s,
                 )
             )
-            client = stack.enter_context(distributed.Client(cluster, timeout=config.connect_timeout_s, set_as_default=False))
+            client = stack.enter_context(
+                distributed.Client(cluster, timeout=config.connect_timeout_s, set_as_default=False)
+            )
         check_workers(client)
         yield client
 

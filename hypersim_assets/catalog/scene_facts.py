@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
-from hypersim_assets.atomic_files import write_parquet_atomic
-from hypersim_assets.frame_facts import (
+from hypersim_assets.common.atomic_files import write_parquet_atomic
+from hypersim_assets.common.frame_facts import (
     FACTS_SCHEMA,
     STATUS_CONVERTED,
     STATUS_FAILED,
     STATUS_INPUT_MISSING,
     facts_path,
 )
-from hypersim_assets.layout import frame_output_paths
+from hypersim_assets.common.layout import frame_output_paths
 
 
 def _as_dict(fact: Any) -> dict:
@@ -58,7 +59,9 @@ def summarize_scene_facts(facts: Iterable[Any], frames: Iterable[Any], dataset_r
     """
     rows = [_as_dict(f) for f in facts]
     split_dirs = {(f.camera, int(f.frame_id)): f.split_dir for f in frames}
-    by_status = {s: [r for r in rows if r["status"] == s] for s in (STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)}
+    by_status = {
+        s: [r for r in rows if r["status"] == s] for s in (STATUS_CONVERTED, STATUS_INPUT_MISSING, STATUS_FAILED)
+    }
     converted = by_status[STATUS_CONVERTED]
     warnings: list[str] = []
     incomplete: list[str] = []
