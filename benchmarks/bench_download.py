@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hypersim_assets.common.layout import MemberSelection
 from hypersim_assets.download.http_client import HttpClient
-from hypersim_assets.download.scene_download import fetch_scene_members
+from hypersim_assets.download.scene_fetch import fetch_scene_members
 from hypersim_assets.download.source import Location
 from hypersim_assets.synthetic import mirror_server
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror

@@ -16,20 +16,12 @@ from pathlib import Path
 import pytest
 
 from hypersim_assets.common.layout import MemberSelection
-from hypersim_assets.download.http_client import RangeNotSupported, RetryConfig
-from hypersim_assets.download.scene_download import (
-    LOCK_NAME,
-    MANIFEST_NAME,
-    ChecksumMismatch,
-    DiskFull,
-    FetchProgress,
-    MemberCorrupt,
-    SceneNotFound,
-    delete_scene_raw,
-    fetch_file,
-    fetch_scene,
-    fetch_scene_members,
-)
+from hypersim_assets.download.errors import ChecksumMismatch, DiskFull, MemberCorrupt, RangeNotSupported, SceneNotFound
+from hypersim_assets.download.file_fetch import fetch_file
+from hypersim_assets.download.http_client import RetryConfig
+from hypersim_assets.download.manifest import LOCK_NAME, MANIFEST_NAME
+from hypersim_assets.download.report import FetchProgress
+from hypersim_assets.download.scene_fetch import delete_scene_raw, fetch_scene, fetch_scene_members
 from hypersim_assets.download.source import HypersimSource, Location
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 from hypersim_assets_tests.scene_zips import SCENE, extract_all, scene_members, with_zip64_end_records, write_mirror
@@ -273,7 +265,8 @@ def test_file_size_limit_is_reported_like_a_full_disk(server: MirrorServer, mirr
         "import resource, signal, sys; from pathlib import Path\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
-        "from hypersim_assets.download.scene_download import DiskFull, fetch_scene_members\n"
+        "from hypersim_assets.download.errors import DiskFull\n"
+        "from hypersim_assets.download.scene_fetch import fetch_scene_members\n"
         "from hypersim_assets.common.layout import MemberSelection\n"
         "from hypersim_assets.download.source import Location\n"
         "try:\n"
@@ -337,7 +330,7 @@ def test_resume_after_kill(tmp_path: Path) -> None:
     with MirrorServer(mirror, faults=Faults(delay_s=0.03)) as server:
         code = (
             "import sys; from pathlib import Path\n"
-            "from hypersim_assets.download.scene_download import fetch_scene_members\n"
+            "from hypersim_assets.download.scene_fetch import fetch_scene_members\n"
             "from hypersim_assets.common.layout import MemberSelection\n"
             "from hypersim_assets.download.source import Location\n"
             f"fetch_scene_members(Location(url={zip_url(server).url!r}), {SCENE!r}, Path({str(raw_root)!r}), MemberSelection(), workers=1)\n"

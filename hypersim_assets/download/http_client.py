@@ -34,6 +34,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from hypersim_assets.download.errors import (
+    HttpStatusError,
+    RangeNotSupported,
+    RemoteChanged,
+    SourceNotFound,
+    TransferFailed,
+)
+
 _RETRY_4XX = frozenset({408, 429})  # request timeout, too many requests: worth another try
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _READ_CHUNK = 256 * 1024
@@ -67,43 +75,6 @@ class RetryConfig:
         """Seconds to sleep before retry number ``retry_index`` (0 for the first retry)."""
         cap = min(self.max_delay_s, self.base_delay_s * (2 ** min(retry_index, 60)))
         return random.uniform(0.0, cap)
-
-
-class HttpError(Exception):
-    """Base of every error this client raises; ``url`` names the file."""
-
-    def __init__(self, message: str, url: str) -> None:
-        super().__init__(message)
-        self.url = url
-
-
-class SourceNotFound(HttpError):
-    """The server answered 404 for ``url``."""
-
-
-class HttpStatusError(HttpError):
-    """A status we do not retry (4xx other than 404), or a 5xx that outlasted the retries."""
-
-    def __init__(self, message: str, url: str, status: int) -> None:
-        super().__init__(message, url)
-        self.status = status
-
-
-class RemoteChanged(HttpError):
-    """The file's ETag is not the one we started with: its bytes may have changed."""
-
-    def __init__(self, url: str, expected: str | None, actual: str | None) -> None:
-        super().__init__(f"{url} changed on the server (ETag {expected} became {actual})", url)
-        self.expected = expected
-        self.actual = actual
-
-
-class RangeNotSupported(HttpError):
-    """The server ignored a Range request for bytes beyond the fallback limit."""
-
-
-class TransferFailed(HttpError):
-    """Transient failures outlasted ``max_attempts``; ``__cause__`` is the last one."""
 
 
 @dataclass

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hypersim_assets.download.http_client import HttpClient, RemoteChanged, Sink
+from hypersim_assets.download.errors import RemoteChanged, ZipFormatError
+from hypersim_assets.download.http_client import HttpClient, Sink
 
 STORED = 0
 DEFLATED = 8
@@ -39,10 +40,6 @@ _MAX_COMMENT = 0xFFFF
 DEFAULT_TAIL_BYTES = 64 * 1024 + _EOCD.size + _Z64_LOCATOR.size
 _FLAG_ENCRYPTED = 0x1
 _FLAG_UTF8 = 0x800
-
-
-class ZipFormatError(ValueError):
-    """The archive's structure is broken or uses a feature we do not read; names the archive."""
 
 
 class ByteRangeReader(Protocol):

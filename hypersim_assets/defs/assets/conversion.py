@@ -16,7 +16,7 @@ from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.policies import TRANSIENT_RETRY
 from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
-from hypersim_assets.download.scene_download import delete_scene_raw
+from hypersim_assets.download.scene_fetch import delete_scene_raw
 
 GROUP = "hypersim_dataset"
 

@@ -10,17 +10,12 @@ from hypersim_assets.common.layout import METADATA_FILES
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partitions
 from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
-from hypersim_assets.download.http_client import RetryConfig, SourceNotFound
-from hypersim_assets.download.remote_zip import ZipFormatError
-from hypersim_assets.download.scene_download import (
-    DiskFull,
-    FetchProgress,
-    MemberCorrupt,
-    SceneNotFound,
-    fetch_file,
-    fetch_scene,
-    manifest_fingerprint,
-)
+from hypersim_assets.download.errors import DiskFull, MemberCorrupt, SceneNotFound, SourceNotFound, ZipFormatError
+from hypersim_assets.download.file_fetch import fetch_file
+from hypersim_assets.download.http_client import RetryConfig
+from hypersim_assets.download.manifest import manifest_fingerprint
+from hypersim_assets.download.report import FetchProgress
+from hypersim_assets.download.scene_fetch import fetch_scene
 
 GROUP = "hypersim_raw"
 

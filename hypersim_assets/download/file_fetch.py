@@ -1,0 +1,87 @@
+"""One whole file (a metadata CSV) from a URL or a local path, through a temp file and a
+rename, optionally checked against a pinned sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from hypersim_assets.download.errors import ChecksumMismatch, RemoteChanged
+from hypersim_assets.download.files import COPY_CHUNK, disk_full_or_none, unlink
+from hypersim_assets.download.http_client import HttpClient, RetryConfig
+from hypersim_assets.download.manifest import PART_SUFFIX
+from hypersim_assets.download.source import Location
+
+
+class _CountingFile:
+    """A binary file that counts what is written to it."""
+
+    def __init__(self, f) -> None:  # noqa: ANN001 - any binary file
+        self.f = f
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        n = self.f.write(data)
+        self.written += len(data)
+        return n
+
+
+class _HashingFile(_CountingFile):
+    def __init__(self, f) -> None:  # noqa: ANN001
+        super().__init__(f)
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return super().write(data)
+
+
+def fetch_file(location: Location, dest: Path, sha256: str | None = None, retry: RetryConfig = RetryConfig()) -> int:
+    """Download (or copy, for a local path) one file to ``dest`` via a temp file and rename; returns its bytes.
+
+    With ``sha256`` the content must match, else :class:`ChecksumMismatch` and
+    nothing is left at ``dest``. A file that changes on the server mid-download
+    is fetched once more from the start.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=PART_SUFFIX, dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            for attempt in range(2):
+                raw.seek(0)
+                raw.truncate()
+                sink = _HashingFile(raw)
+                if not location.is_remote:
+                    if location.path is None or not Path(location.path).is_file():
+                        raise FileNotFoundError(f"{location}: no such file")
+                    with open(location.path, "rb") as src:
+                        while chunk := src.read(COPY_CHUNK):
+                            sink.write(chunk)
+                    break
+                with HttpClient(retry) as client:
+                    try:
+                        client.get_range(location.url, 0, None, sink, etag=None)  # type: ignore[arg-type]
+                        break
+                    except RemoteChanged:
+                        if attempt:
+                            raise
+            raw.flush()
+            os.fsync(raw.fileno())
+        actual = sink.sha.hexdigest()
+        if sha256 is not None and actual != sha256.lower():
+            raise ChecksumMismatch(dest, str(location), sha256.lower(), actual)
+        os.replace(tmp, dest)
+        return sink.written
+    except OSError as exc:
+        unlink(tmp)
+        full = disk_full_or_none(exc, dest)
+        if full is not None:
+            raise full from exc
+        raise
+    except BaseException:
+        unlink(tmp)
+        raise

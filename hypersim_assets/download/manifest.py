@@ -1,0 +1,183 @@
+"""Per-scene bookkeeping under ``raw_root/<scene>/``: the manifest of verified members
+(``.hypersim-manifest.json``), the download lock (``.hypersim-download.lock``, ``flock``)
+and the rule for which member names may be written where."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from hypersim_assets.common.layout import SCENE_NAME_RE
+from hypersim_assets.download.errors import InvalidSceneName, SceneLocked, UnsafeMember
+from hypersim_assets.download.files import fsync_path, read_json, write_json_atomic
+from hypersim_assets.download.remote_zip import ZipMember
+
+MANIFEST_NAME = ".hypersim-manifest.json"
+LOCK_NAME = ".hypersim-download.lock"
+PART_SUFFIX = ".part"
+SIDECAR_SUFFIX = ".part.json"
+MANIFEST_VERSION = 1
+_MANIFEST_SAVE_INTERVAL_S = 1.0
+
+
+def check_scene_name(scene: str) -> None:
+    """Raise :class:`InvalidSceneName` unless ``scene`` is ``ai_NNN_NNN`` with ASCII digits."""
+    if not SCENE_NAME_RE.fullmatch(scene):
+        raise InvalidSceneName(f"scene name {scene!r} is not of the form ai_NNN_NNN (ASCII digits)")
+
+
+def member_path(raw_root: Path, scene: str, name: str) -> Path:
+    """``raw_root/<name>`` after checking that ``name`` stays inside the scene folder."""
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts) or parts[0] != scene:
+        raise UnsafeMember(f"scene {scene}: refusing member name {name!r} (must be a relative path below {scene}/)")
+    return raw_root.joinpath(*parts)
+
+
+@contextlib.contextmanager
+def scene_lock(scene_dir: Path, timeout_s: float | None) -> Iterator[None]:
+    """Hold ``scene_dir/.hypersim-download.lock`` exclusively (``flock``); wait at most ``timeout_s`` (None: forever).
+
+    After acquiring, the lock file is checked to still be the one at that path
+    (a concurrent :func:`delete_scene_raw` may have removed the folder), else we retry.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    lock_path = scene_dir / LOCK_NAME
+    while True:
+        scene_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise SceneLocked(
+                            f"{lock_path} is held by another download of this scene for more than {timeout_s} s"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield
+                return
+        finally:
+            os.close(fd)  # also releases the lock
+
+
+# -- the manifest -------------------------------------------------------------------
+
+
+class Manifest:
+    """The per-scene record of verified members, saved atomically at most once per interval unless forced.
+
+    A recorded member is *pending* until the next save, which first fsyncs its file
+    (and folder): the saved manifest never lists a file that a power cut could lose.
+    Files in place but not listed are re-verified by CRC before being trusted.
+    """
+
+    def __init__(self, path: Path, scene: str) -> None:
+        self.path = path
+        data = read_json(path) or {}
+        if data.get("version") != MANIFEST_VERSION or data.get("scene") != scene:
+            data = {"version": MANIFEST_VERSION, "scene": scene, "archive": {}, "members": {}}
+        self.data = data
+        self._pending: dict[str, tuple[dict, Path]] = {}
+        self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self._dirty = False
+        self._saved_at = time.monotonic()
+
+    def entry(self, name: str) -> dict | None:
+        with self._lock:
+            if name in self._pending:
+                return self._pending[name][0]
+            return self.data["members"].get(name)
+
+    def set_archive(self, archive: str, size: int, etag: str | None) -> None:
+        with self._lock:
+            self.data["archive"] = {"location": archive, "size": size, "etag": etag}
+            self._dirty = True
+
+    def record(self, name: str, entry: dict, path: Path) -> None:
+        with self._lock:
+            self._pending[name] = (entry, path)
+        self.save(force=False)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._pending.pop(name, None)
+            if self.data["members"].pop(name, None) is not None:
+                self._dirty = True
+
+    def save(self, force: bool = True) -> None:
+        with self._save_lock:
+            with self._lock:
+                if not (self._dirty or self._pending):
+                    return
+                if not force and time.monotonic() - self._saved_at < _MANIFEST_SAVE_INTERVAL_S:
+                    return
+                pending, self._pending = self._pending, {}
+            durable = {}
+            for name, (entry, path) in pending.items():
+                try:
+                    fsync_path(path)
+                except OSError:
+                    continue  # not durable, not listed: a later run re-verifies or refetches it
+                durable[name] = entry
+            for folder in {path.parent for _, path in pending.values()}:
+                with contextlib.suppress(OSError):
+                    fsync_path(folder)
+            with self._lock:
+                self.data["members"].update(durable)
+                snapshot = json.loads(json.dumps(self.data))
+                self._dirty = False
+                self._saved_at = time.monotonic()
+            write_json_atomic(self.path, snapshot)
+
+
+def manifest_fingerprint(raw_root: Path, scene: str) -> str:
+    """A short hash of the scene's verified members (names, sizes, CRCs): the raw scene's data version.
+
+    Unchanged members give the same fingerprint, whichever run fetched them.
+    """
+    data = read_json(Path(raw_root) / scene / MANIFEST_NAME) or {}
+    members = data.get("members", {})
+    digest = hashlib.sha256()
+    for name in sorted(members):
+        entry = members[name]
+        digest.update(f"{name}\0{entry.get('size')}\0{entry.get('crc32')}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def saved_manifest(scene_dir: Path, scene: str) -> Iterator[Manifest]:
+    """The scene's manifest, saved when the block ends, also when it fails: what was
+    verified is kept, but a failing save (e.g. the disk is full) never hides the cause."""
+    manifest = Manifest(scene_dir / MANIFEST_NAME, scene)
+    try:
+        yield manifest
+    except BaseException:
+        with contextlib.suppress(OSError):
+            manifest.save(force=True)
+        raise
+    manifest.save(force=True)
+
+
+def manifest_entry(member: ZipMember) -> dict:
+    return {
+        "size": member.file_size,
+        "crc32": member.crc32,
+        "compressed_size": member.compressed_size,
+        "verified": "crc32",
+    }

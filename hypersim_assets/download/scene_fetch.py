@@ -1,0 +1,216 @@
+"""The scene loop: read the zip's central directory, pick the selected members, fetch them
+on a thread pool under the scene's lock, and start over from a fresh central directory when
+the archive changes mid-scene; plus deleting a scene's raw folder.
+
+Failure policy: a member whose CRC-32 does not match is fetched once more from its first
+byte, then :class:`MemberCorrupt`; an archive whose ETag changes mid-scene is started over
+(at most ``MAX_RESTARTS`` times; members already verified are kept when their CRC and sizes
+did not change); a full disk raises :class:`DiskFull` and removes that member's partial
+files. A second process fetching the same scene waits for the lock (up to
+``lock_timeout_s``, default 6 h, then :class:`SceneLocked`) and then finds the work done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hypersim_assets.common.layout import MemberSelection
+from hypersim_assets.download.errors import RemoteChanged, SceneNotFound, SourceNotFound
+from hypersim_assets.download.http_client import HttpClient, RetryConfig, TransferStats
+from hypersim_assets.download.local_sources import copy_unpacked
+from hypersim_assets.download.manifest import (
+    PART_SUFFIX,
+    SIDECAR_SUFFIX,
+    check_scene_name,
+    member_path,
+    saved_manifest,
+    scene_lock,
+)
+from hypersim_assets.download.member_fetch import SceneRun, fetch_member, member_complete, resume_point
+from hypersim_assets.download.remote_zip import (
+    ByteRangeReader,
+    FileRangeReader,
+    HttpRangeReader,
+    ZipMember,
+    read_central_directory,
+)
+from hypersim_assets.download.report import FetchProgress, FetchReport, finish
+from hypersim_assets.download.source import HypersimSource, Location
+
+MAX_RESTARTS = 2  # fresh central-directory reads after the archive changed mid-scene
+
+
+def _open_reader(location: Location, scene: str, client: HttpClient) -> ByteRangeReader:
+    try:
+        if location.is_remote:
+            return HttpRangeReader(client, location.url)  # type: ignore[arg-type]
+        return FileRangeReader(location.path)  # type: ignore[arg-type]
+    except (SourceNotFound, FileNotFoundError) as exc:
+        raise SceneNotFound(scene, str(location)) from exc
+
+
+def _run_members(
+    run: SceneRun,
+    todo: list[ZipMember],
+    workers: int,
+    progress: Callable[[FetchProgress], None] | None,
+    done_before: int,
+    total: int,
+    bytes_so_far: Callable[[], int],
+) -> None:
+    """Fetch ``todo`` on a thread pool; on the first error stop starting new members and raise it."""
+    errors: list[BaseException] = []
+    done = done_before
+    done_lock = threading.Lock()
+
+    def task(member: ZipMember) -> None:
+        nonlocal done
+        if run.abort.is_set():
+            return
+        try:
+            fetch_member(run, member)
+        except BaseException as exc:
+            run.abort.set()
+            errors.append(exc)
+            return
+        with done_lock:
+            run.fetched += 1
+            done += 1
+            n = done
+        if progress is not None:
+            progress(FetchProgress(run.scene, member.name, n, total, bytes_so_far()))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"fetch-{run.scene}") as pool:
+        list(pool.map(task, todo))
+    if errors:
+        # A changed archive wins: it explains the other failures and is recoverable.
+        changed = [e for e in errors if isinstance(e, RemoteChanged)]
+        raise changed[0] if changed else errors[0]
+
+
+def fetch_scene_members(
+    zip_location: Location,
+    scene: str,
+    raw_root: Path,
+    selection: MemberSelection,
+    workers: int = 4,
+    retry: RetryConfig = RetryConfig(),
+    progress: Callable[[FetchProgress], None] | None = None,
+    verify: bool = False,
+    lock_timeout_s: float | None = 6 * 3600.0,
+    on_retry: Callable[[str, BaseException, int], None] | None = None,
+) -> FetchReport:
+    """Fetch the members of ``scene`` that ``selection`` picks into ``raw_root/<member name>``.
+
+    ``zip_location`` is the scene's zip (URL or local path) or a local folder of
+    the already unpacked scene (then files are hard-linked or copied and checked
+    by size only). Members a previous run completed are skipped (``verify=True``
+    re-checks their CRC-32). Waits up to ``lock_timeout_s`` seconds for another
+    process fetching the same scene.
+    """
+    check_scene_name(scene)
+    raw_root = Path(raw_root)
+    if zip_location.path is not None and Path(zip_location.path).is_dir():
+        return copy_unpacked(Path(zip_location.path), scene, raw_root, selection, progress, lock_timeout_s)
+    started = time.monotonic()
+    report = FetchReport(scene=scene)
+    stats = TransferStats()
+    scene_dir = raw_root / scene
+    with (
+        scene_lock(scene_dir, lock_timeout_s),
+        HttpClient(retry, stats, on_retry) as client,
+        saved_manifest(scene_dir, scene) as manifest,
+    ):
+        file_bytes = 0  # bytes read by local-file readers of finished attempts
+        reader: ByteRangeReader | None = None
+
+        def transferred() -> int:
+            local = getattr(reader, "bytes_read", 0) if reader is not None else 0
+            return stats.bytes_received + file_bytes + local
+
+        try:
+            for restart in range(MAX_RESTARTS + 1):
+                run: SceneRun | None = None
+                try:
+                    reader = _open_reader(zip_location, scene, client)
+                    directory = read_central_directory(reader)
+                    manifest.set_archive(str(zip_location), directory.size, directory.etag)
+                    members = [m for m in directory.members if selection.matches(scene, m.name)]
+                    run = SceneRun(scene, raw_root, reader, directory, manifest)
+                    # Partial members fetched under another ETag cannot be continued: drop them now.
+                    for m in members:
+                        dest = member_path(raw_root, scene, m.name)
+                        if (
+                            dest.with_name(dest.name + SIDECAR_SUFFIX).exists()
+                            or dest.with_name(dest.name + PART_SUFFIX).exists()
+                        ):
+                            resume_point(
+                                run,
+                                m,
+                                dest.with_name(dest.name + PART_SUFFIX),
+                                dest.with_name(dest.name + SIDECAR_SUFFIX),
+                            )
+                    todo = [m for m in members if not member_complete(run, m, verify)]
+                    fetched_before = report.members_fetched  # in earlier rounds of this call: fetched, not skipped
+                    report.members_selected = len(members)
+                    report.bytes_selected = sum(m.compressed_size for m in members)
+                    report.zip_bytes = directory.size
+                    report.members_skipped = max(0, len(members) - len(todo) - fetched_before)
+                    _run_members(run, todo, workers, progress, len(members) - len(todo), len(members), transferred)
+                except RemoteChanged:
+                    if restart == MAX_RESTARTS:
+                        raise
+                    report.restarts += 1
+                    continue
+                finally:
+                    if run is not None:
+                        report.members_fetched += run.fetched
+                        report.resumed_members += run.resumed_members
+                        report.resumed_bytes += run.resumed_bytes
+                    file_bytes += getattr(reader, "bytes_read", 0)
+                    reader = None
+                break
+        finally:
+            report.bytes_fetched = transferred()
+            report.retries = stats.retries
+    return finish(report, started)
+
+
+def fetch_scene(
+    source: HypersimSource,
+    scene: str,
+    raw_root: Path,
+    selection: MemberSelection,
+    **kwargs: object,
+) -> FetchReport:
+    """:func:`fetch_scene_members` from a source: its unpacked scene folder if it has one, else its zip."""
+    unpacked = source.unpacked_scene_dir(scene)
+    location = Location(path=unpacked) if unpacked is not None else source.scene_zip(scene)
+    return fetch_scene_members(location, scene, raw_root, selection, **kwargs)  # type: ignore[arg-type]
+
+
+def delete_scene_raw(raw_root: Path, scene: str, lock_timeout_s: float | None = 600.0) -> int:
+    """Remove ``raw_root/<scene>`` (raw files, manifest, partial downloads); returns the bytes freed.
+
+    Waits for a running download of the scene to finish (its lock), then moves
+    the folder aside atomically before deleting it, so nobody sees half of it.
+    """
+    check_scene_name(scene)
+    raw_root = Path(raw_root)
+    scene_dir = raw_root / scene
+    if scene_dir.is_symlink():
+        raise ValueError(f"{scene_dir} is a symlink; refusing to delete through it")
+    if not scene_dir.exists():
+        return 0
+    with scene_lock(scene_dir, lock_timeout_s):
+        doomed = raw_root / f".{scene}.deleting-{os.getpid()}-{threading.get_ident()}"
+        os.replace(scene_dir, doomed)
+    freed = sum(p.lstat().st_size for p in doomed.rglob("*") if p.is_file() and not p.is_symlink())
+    shutil.rmtree(doomed)
+    return freed
