@@ -1,4 +1,4 @@
-"""The standard-library HTTP client against the loopback mirror server and its faults."""
+"""The urllib3-based HTTP client against the loopback mirror server and its faults."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.download.http_client import (
-    HttpClient,
+from hypersim_assets.download.errors import (
     HttpStatusError,
     RangeNotSupported,
     RemoteChanged,
-    RetryConfig,
     SourceNotFound,
     TransferFailed,
 )
+from hypersim_assets.download.http_client import HttpClient, RetryConfig
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 
 SIZE = 400_000
@@ -145,17 +144,24 @@ def test_slow_server_times_out_and_retries(server: MirrorServer, root: Path) -> 
         client.get_range(f"{server.url}/blob.bin", 0, 1000, out)
         assert out.getvalue() == blob(root)[:1000]
         assert client.stats.retries == 1
-    assert switched == ["TimeoutError"]
+    assert switched == ["ReadTimeoutError"]
     server.faults = Faults(delay_s=0.6)
     started = time.monotonic()
-    with HttpClient(cfg) as client, pytest.raises(TransferFailed, match=r"after 3 attempts.*timed out"):
+    with HttpClient(cfg) as client, pytest.raises(TransferFailed, match=r"after 3 attempts.*[Tt]imed out"):
         client.get_range(f"{server.url}/blob.bin", 0, 1000, io.BytesIO())
     assert time.monotonic() - started < 3.0
 
 
-def test_backoff_is_full_jitter_within_cap() -> None:
-    cfg = RetryConfig(base_delay_s=0.5, max_delay_s=4.0)
-    for i, cap in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (10, 4.0)]:
-        samples = [cfg.backoff_s(i) for _ in range(200)]
-        assert all(0.0 <= s <= cap for s in samples)
-        assert max(samples) > cap * 0.5  # spread over the range, not a fixed delay
+def test_backoff_grows_with_jitter_within_cap() -> None:
+    """urllib3's Retry does the backoff: exponential in the retry count, jittered, capped."""
+    client = HttpClient(RetryConfig(max_attempts=7, base_delay_s=0.5, max_delay_s=4.0))
+    retry = client._new_retry()
+    waits: list[list[float]] = []
+    for _ in range(6):
+        retry = retry.increment("GET", "/x", error=ConnectionResetError())
+        waits.append([retry.get_backoff_time() for _ in range(100)])
+    assert max(waits[0]) == 0.0  # the first retry is immediate
+    for i, samples in enumerate(waits[1:], 1):
+        base = min(4.0, 0.5 * 2**i)
+        assert all(base <= s <= min(4.0, base + 0.5) for s in samples)
+    assert len({round(s, 6) for s in waits[1]}) > 10  # jittered, not a fixed delay

@@ -296,7 +296,7 @@ def test_slow_server_times_out_and_retries(server: MirrorServer, mirror: Path, t
     cfg = RetryConfig(max_attempts=3, base_delay_s=0.0, timeout_s=0.3)
     report = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, retry=cfg, on_retry=heal)
     assert raw_files(tmp_path) == expected(mirror / "scenes" / f"{SCENE}.zip")
-    assert healed == ["TimeoutError"] and report.retries == 1
+    assert healed == ["ReadTimeoutError"] and report.retries == 1
 
 
 def test_two_concurrent_fetches_of_one_scene(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:

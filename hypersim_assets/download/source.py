@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV, SPLIT_CSV, TRAJECTORIES_CSV
 
@@ -40,6 +40,15 @@ ENV_DATA_ROOT = "HYPERSIM_DATA_ROOT"
 DEFAULT_DATA_ROOT = "./hypersim-data"
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***`` (unchanged when it has none)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
 @dataclass(frozen=True)
 class Location:
     """One file of a source: a URL (``http``/``https``) or a local path, and the sha256 it must have, if pinned."""
@@ -53,7 +62,11 @@ class Location:
         return self.url is not None
 
     def __str__(self) -> str:
-        return self.url if self.url is not None else str(self.path)
+        """The URL with its password redacted, or the path: safe for logs, metadata and provenance."""
+        return redact_url(self.url) if self.url is not None else str(self.path)
+
+    def __repr__(self) -> str:
+        return f"Location({self!s}, sha256={self.sha256})"
 
 
 @dataclass(frozen=True)
@@ -118,8 +131,16 @@ class HypersimSource:
                 return candidate
         return None
 
+    def redacted(self) -> str:
+        """``base`` with the password of a URL's user info replaced by ``***``."""
+        return redact_url(self.base)
+
     def __str__(self) -> str:
-        return self.base
+        """The redacted base: safe for logs, metadata, run tags and provenance."""
+        return self.redacted()
+
+    def __repr__(self) -> str:
+        return f"HypersimSource({self.redacted()!r})"
 
 
 def data_root_from_env() -> Path:
