@@ -44,7 +44,7 @@ CONVERTED_FRAME_KINDS: tuple[tuple[str, str], ...] = (
 
 BOUNDING_BOX_KINDS: tuple[str, ...] = ("extents", "orientations", "positions")
 
-SCENE_NAME_RE = re.compile(r"^ai_\d{3}_\d{3}$")
+SCENE_NAME_RE = re.compile(r"^ai_\d{3}_\d{3}$", re.ASCII)
 CAMERA_NAME_RE = re.compile(r"^cam_\d{2}$")
 
 

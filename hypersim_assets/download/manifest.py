@@ -9,9 +9,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hypersim_assets.common.layout import SCENE_NAME_RE
@@ -33,12 +34,60 @@ def check_scene_name(scene: str) -> None:
         raise InvalidSceneName(f"scene name {scene!r} is not of the form ai_NNN_NNN (ASCII digits)")
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def member_name_problem(name: str) -> str | None:
+    """Why writing zip member ``name`` below a folder would be unsafe, or None when it is a plain relative path.
+
+    Refused: empty names, absolute paths, backslashes, drive letters, NUL bytes and
+    ``.``/``..``/empty path segments (a trailing ``/`` marks a directory entry and is allowed).
+    """
+    if not name:
+        return "empty name"
+    if name.startswith("/"):
+        return "absolute path"
+    if "\\" in name:
+        return "backslash in name"
+    if _DRIVE.match(name):
+        return "drive letter"
+    if "\0" in name:
+        return "NUL byte in name"
+    parts = name.removesuffix("/").split("/")
+    if ".." in parts:
+        return "'..' segment"
+    if any(p in ("", ".") for p in parts):
+        return "empty or '.' segment"
+    return None
+
+
+def check_archive_members(scene: str, archive: str, members: Iterable[ZipMember]) -> None:
+    """Refuse an archive (:class:`UnsafeMember`) with an unsafe name, a symlink entry, or a name listed twice.
+
+    Checked over every entry before anything is written, so a hostile archive leaves nothing behind.
+    """
+    seen: set[str] = set()
+    for member in members:
+        problem = member_name_problem(member.name)
+        if problem is None and member.is_symlink:
+            problem = "symlink entry"
+        if problem is None and member.name in seen:
+            problem = "listed twice in the central directory"
+        if problem is not None:
+            raise UnsafeMember(
+                f"scene {scene}: {archive}: refusing member {member.name!r} ({problem}); nothing written"
+            )
+        seen.add(member.name)
+
+
 def member_path(raw_root: Path, scene: str, name: str) -> Path:
-    """``raw_root/<name>`` after checking that ``name`` stays inside the scene folder."""
-    parts = name.split("/")
-    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts) or parts[0] != scene:
-        raise UnsafeMember(f"scene {scene}: refusing member name {name!r} (must be a relative path below {scene}/)")
-    return raw_root.joinpath(*parts)
+    """``raw_root/<name>`` after checking that ``name`` is a safe relative path below ``<scene>/``."""
+    problem = member_name_problem(name)
+    if problem is None and (name.endswith("/") or name.split("/")[0] != scene):
+        problem = f"not a file below {scene}/"
+    if problem is not None:
+        raise UnsafeMember(f"scene {scene}: refusing member name {name!r} ({problem})")
+    return raw_root.joinpath(*name.split("/"))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypersim_assets.download.errors import MemberCorrupt, ZipFormatError
+from hypersim_assets.download.errors import MemberCorrupt, MemberInflatesPastSize, ZipFormatError
 from hypersim_assets.download.files import COPY_CHUNK, disk_full_or_none, file_crc32, read_json, unlink
 from hypersim_assets.download.manifest import (
     PART_SUFFIX,
@@ -87,8 +87,10 @@ def _verify_into(
 ) -> str | None:
     """Check size and CRC-32 of a member whose compressed bytes are in ``part``; returns a problem or None.
 
-    Deflated members are inflated into ``out`` on the way. For stored members
-    ``stored_crc`` is (CRC-32, size) computed while the bytes arrived, if known.
+    Deflated members are inflated into ``out`` on the way, never past the declared size:
+    inflation stops at ``file_size + 1`` bytes (that byte is not written), holding at most
+    ``COPY_CHUNK`` inflated bytes in memory, and :class:`_InflatesPastSize` is raised.
+    For stored members ``stored_crc`` is (CRC-32, size) computed while the bytes arrived, if known.
     """
     crc, size = 0, 0
     if member.compress_type == STORED:
@@ -97,17 +99,20 @@ def _verify_into(
         decomp = zlib.decompressobj(-15)
         with open(part, "rb") as src, open(out, "wb") as dst:
             try:
-                while chunk := src.read(COPY_CHUNK):
-                    data = decomp.decompress(chunk)
+                while not decomp.eof:
+                    pending = decomp.unconsumed_tail or src.read(COPY_CHUNK)
+                    if not pending:
+                        break
+                    # Ask for at most one byte more than the declared size can still take.
+                    data = decomp.decompress(pending, min(COPY_CHUNK, member.file_size - size + 1))
+                    if size + len(data) > member.file_size:
+                        dst.write(data[: member.file_size - size])
+                        raise _InflatesPastSize
                     crc = zlib.crc32(data, crc)
                     size += len(data)
                     dst.write(data)
-                data = decomp.flush()
             except zlib.error as exc:
                 return f"deflate stream is broken ({exc})"
-            crc = zlib.crc32(data, crc)
-            size += len(data)
-            dst.write(data)
             if not decomp.eof:
                 return "deflate stream ends early"
     if size != member.file_size:
@@ -115,6 +120,10 @@ def _verify_into(
     if crc != member.crc32:
         return f"CRC-32 {crc:08x}, expected {member.crc32:08x}"
     return None
+
+
+class _InflatesPastSize(Exception):
+    """Internal: the member's deflate stream produced more than its declared size."""
 
 
 class _CrcFile:
@@ -216,7 +225,12 @@ def fetch_member(run: SceneRun, member: ZipMember) -> None:
                     run.reader.copy_range(data_offset + have, member.compressed_size - have, tracked)
             current = out
             stored_crc = (tracked.crc, tracked.size) if member.compress_type == STORED else None
-            problem = _verify_into(archive, member, part, out, stored_crc)
+            try:
+                problem = _verify_into(archive, member, part, out, stored_crc)
+            except _InflatesPastSize:
+                # The central directory would tell the same lie on a second fetch: stop here.
+                unlink(part, sidecar, out)
+                raise MemberInflatesPastSize(run.scene, member.name, archive, member.file_size) from None
             current = part
             if problem is None:
                 os.replace(out if member.compress_type == DEFLATED else part, dest)

@@ -10,6 +10,7 @@ starts in the archive (already corrected for data prepended to the archive).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ _MAX_COMMENT = 0xFFFF
 DEFAULT_TAIL_BYTES = 64 * 1024 + _EOCD.size + _Z64_LOCATOR.size
 _FLAG_ENCRYPTED = 0x1
 _FLAG_UTF8 = 0x800
+_UNIX = 3  # ``version made by`` high byte of an archive written on Unix
 
 
 class ByteRangeReader(Protocol):
@@ -163,10 +165,17 @@ class ZipMember:
     compress_type: int  # 0 stored, 8 deflate
     crc32: int
     flag_bits: int
+    external_attr: int = 0  # high 16 bits: the Unix mode when ``create_system`` is 3
+    create_system: int = 0  # 0 MS-DOS, 3 Unix, ...
 
     @property
     def is_dir(self) -> bool:
         return self.name.endswith("/")
+
+    @property
+    def is_symlink(self) -> bool:
+        """True for a Unix symlink entry (its data would be the link target)."""
+        return self.create_system == _UNIX and stat.S_ISLNK(self.external_attr >> 16)
 
     def check_supported(self, archive: str) -> None:
         """Raise :class:`ZipFormatError` if we cannot extract this member."""
@@ -276,7 +285,7 @@ def _parse_entries(archive: str, cd: bytes, entries: int, shift: int) -> list[Zi
             raise ZipFormatError(f"{archive}: central directory entry {index} at +{pos} has a bad signature")
         (
             _,
-            _,
+            made_by,
             _,
             flags,
             method,
@@ -290,7 +299,7 @@ def _parse_entries(archive: str, cd: bytes, entries: int, shift: int) -> list[Zi
             comment_len,
             disk,
             _,
-            _,
+            external_attr,
             offset,
         ) = _CD.unpack_from(cd, pos)
         pos += _CD.size
@@ -301,7 +310,7 @@ def _parse_entries(archive: str, cd: bytes, entries: int, shift: int) -> list[Zi
             raise ZipFormatError(f"{archive}: central directory is truncated at entry {index}")
         name = raw_name.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
         usize, csize, offset = _apply_zip64_extra(archive, name, extra, usize, csize, offset, disk)
-        out.append(ZipMember(name, offset + shift, csize, usize, method, crc, flags))
+        out.append(ZipMember(name, offset + shift, csize, usize, method, crc, flags, external_attr, made_by >> 8))
     return out
 
 

@@ -27,6 +27,7 @@ from hypersim_assets.download.local_sources import copy_unpacked
 from hypersim_assets.download.manifest import (
     PART_SUFFIX,
     SIDECAR_SUFFIX,
+    check_archive_members,
     check_scene_name,
     member_path,
     saved_manifest,
@@ -140,6 +141,7 @@ def fetch_scene_members(
                 try:
                     reader = _open_reader(zip_location, scene, client)
                     directory = read_central_directory(reader)
+                    check_archive_members(scene, str(zip_location), directory.members)
                     manifest.set_archive(str(zip_location), directory.size, directory.etag)
                     members = [m for m in directory.members if selection.matches(scene, m.name)]
                     run = SceneRun(scene, raw_root, reader, directory, manifest)
