@@ -9,6 +9,10 @@ reference's loader only normalises it as a string. ``additional_meta`` (which th
 reference's loaders merge and read keys from) holds our source and settings plus,
 where the settings say so, the reference's own keys ``additional_subsamples`` and
 ``apply_tilt_shift_conversion``.
+
+Nothing secret is written: passwords in URLs (``scheme://user:secret@host``) anywhere in the
+source or settings become ``***``, and ``command`` is the program's name only, not its
+arguments (which may carry a source URL with credentials).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import fcntl
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -27,6 +32,19 @@ from hypersim_assets.common.atomic_files import write_text_atomic
 
 CREATION_META_FILE = "creation_meta.json"
 GENERATOR = "hypersim-assets"
+# "scheme://user:" then the password up to the "@" that ends the user info.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every URL password in its strings (also inside lists and dicts) replaced by ``***``."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<head>:***@", value)
+    if isinstance(value, Mapping):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
 
 
 def _user() -> str:
@@ -41,7 +59,8 @@ def creation_record(
 ) -> dict:
     """One provenance record (see the module docstring); ``now`` defaults to the current time."""
     now = now or datetime.now(timezone.utc)
-    settings = dict(settings)
+    settings = redact(dict(settings))
+    source = redact(source)
     additional: dict[str, Any] = {"generator": GENERATOR, "source": source, "settings": settings}
     if "subsamples" in settings:
         additional["additional_subsamples"] = [int(n) for n in settings["subsamples"] if int(n) != 1]
@@ -49,7 +68,7 @@ def creation_record(
         additional["apply_tilt_shift_conversion"] = bool(settings["tilt_shift"])
     return {
         "executable": sys.executable,
-        "command": " ".join(sys.argv),
+        "command": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "",
         "timestamp": int(now.timestamp()),
         "local_time": now.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         "user": _user(),
