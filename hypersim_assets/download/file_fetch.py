@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import re
+import secrets
+import socket
 from pathlib import Path
 
 from hypersim_assets.download.errors import ChecksumMismatch, RemoteChanged
@@ -13,6 +15,38 @@ from hypersim_assets.download.files import COPY_CHUNK, disk_full_or_none, unlink
 from hypersim_assets.download.http_client import HttpClient, RetryConfig
 from hypersim_assets.download.manifest import PART_SUFFIX
 from hypersim_assets.download.source import Location
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _writer_gone(host: str, pid: str) -> bool:
+    """True when the process that named a temp file ``host``/``pid`` no longer runs (only knowable on this host)."""
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+def remove_stale_temp_files(dest: Path) -> list[Path]:
+    """Remove ``.<dest name>.<host>.<pid>.<random>.part`` files beside ``dest`` whose writer on this host is gone,
+    and ``.<dest name>.<random>.part`` files of older versions (no pid in the name); returns what was removed.
+
+    A live writer's temp file (another run fetching the same file now) is left alone.
+    """
+    removed = []
+    prefix = f".{dest.name}."
+    for path in dest.parent.glob(f"{prefix}*{PART_SUFFIX}"):
+        middle = path.name[len(prefix) : -len(PART_SUFFIX)].split(".")
+        legacy = len(middle) == 1  # mkstemp's random part only
+        if legacy or (len(middle) == 3 and _writer_gone(middle[0], middle[1])):
+            unlink(path)
+            removed.append(path)
+    return removed
 
 
 class _CountingFile:
@@ -47,8 +81,10 @@ def fetch_file(location: Location, dest: Path, sha256: str | None = None, retry:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=PART_SUFFIX, dir=dest.parent)
-    tmp = Path(tmp_name)
+    remove_stale_temp_files(dest)
+    tmp = dest.with_name(f".{dest.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}{PART_SUFFIX}")
+    # Not mkstemp: its 0600 would carry over to the finished file; 0666 & ~umask as open() gives.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as raw:
             for attempt in range(2):
