@@ -19,7 +19,7 @@ from hypersim_assets.common.layout import MemberSelection
 from hypersim_assets.download.errors import ChecksumMismatch, DiskFull, MemberCorrupt, RangeNotSupported, SceneNotFound
 from hypersim_assets.download.file_fetch import fetch_file
 from hypersim_assets.download.http_client import RetryConfig
-from hypersim_assets.download.manifest import LOCK_NAME, MANIFEST_NAME
+from hypersim_assets.download.manifest import LOCK_NAME, MANIFEST_NAME, verify_scene_members
 from hypersim_assets.download.report import FetchProgress
 from hypersim_assets.download.scene_fetch import delete_scene_raw, fetch_scene, fetch_scene_members
 from hypersim_assets.download.source import HypersimSource, Location
@@ -420,3 +420,33 @@ def test_zip64_archive_and_long_local_extra_fields(tmp_path: Path) -> None:
         (first, second) = data_gets(server, offsets, name)
         assert first == header and second >= data_start
     assert report.members_fetched == len(want)
+
+
+def test_rerun_reverifies_crc_and_refetches_a_zeroed_member(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:
+    zip_path = mirror / "scenes" / f"{SCENE}.zip"
+    offsets = data_offsets(zip_path)
+    first = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, retry=FAST)
+    want = expected(zip_path)
+    assert verify_scene_members(tmp_path, SCENE, "crc") == []
+    victim = max(want, key=lambda n: len(want[n]))
+    path = tmp_path / victim
+    with open(path, "r+b") as f:  # 4 KiB zeroed in the middle; the size stays the same
+        f.seek(len(want[victim]) // 2)
+        f.write(bytes(4096))
+    assert path.stat().st_size == len(want[victim])
+    assert verify_scene_members(tmp_path, SCENE, "size") == []  # what a size-only check would miss
+    (problem,) = verify_scene_members(tmp_path, SCENE, "crc")
+    assert problem.startswith(f"{victim}: CRC-32 ") and "manifest says" in problem
+    # verify="size" trusts the manifest and leaves the damage in place.
+    server.reset_log()
+    lax = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, retry=FAST, verify="size")
+    assert lax.members_fetched == 0 and path.read_bytes() != want[victim]
+    # The default (crc) notices, fetches that one member again and verifies it.
+    server.reset_log()
+    again = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, retry=FAST)
+    assert again.members_fetched == 1 and again.members_skipped == first.members_fetched - 1
+    assert data_gets(server, offsets, victim) == [offsets[victim][0]]
+    assert raw_files(tmp_path) == want
+    assert verify_scene_members(tmp_path, SCENE, "crc") == []
+    (tmp_path / victim).unlink()
+    assert verify_scene_members(tmp_path, SCENE, "size") == [f"{victim}: missing (FileNotFoundError)"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -59,6 +60,10 @@ class DownloadResource(dg.ConfigurableResource):
     workers: int = Field(default=4, ge=1, le=64, description="Parallel member fetches within one scene.")
     max_attempts: int = Field(default=6, ge=1, description="HTTP attempts per request before a run fails.")
     timeout_s: float = Field(default=60.0, gt=0, description="Socket timeout per HTTP request, seconds.")
+    verify: Literal["crc", "size"] = Field(
+        default="crc",
+        description="On a re-run, check members already on disk by size and CRC-32 ('crc') or size only ('size').",
+    )
     delete_raw_after_conversion: bool = Field(
         default=False,
         description="Delete a scene's raw files once its conversion succeeded (for users without 2 TB to spare).",

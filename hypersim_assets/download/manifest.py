@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from hypersim_assets.common.layout import SCENE_NAME_RE
 from hypersim_assets.download.errors import InvalidSceneName, SceneLocked, UnsafeMember
-from hypersim_assets.download.files import fsync_path, read_json, write_json_atomic
+from hypersim_assets.download.files import file_crc32, fsync_path, read_json, write_json_atomic
 from hypersim_assets.download.remote_zip import ZipMember
 
 MANIFEST_NAME = ".hypersim-manifest.json"
@@ -25,6 +26,8 @@ LOCK_NAME = ".hypersim-download.lock"
 PART_SUFFIX = ".part"
 SIDECAR_SUFFIX = ".part.json"
 MANIFEST_VERSION = 1
+VerifyMode = Literal["crc", "size"]
+VERIFY_MODES: tuple[str, ...] = ("crc", "size")
 _MANIFEST_SAVE_INTERVAL_S = 1.0
 
 
@@ -230,3 +233,41 @@ def manifest_entry(member: ZipMember) -> dict:
         "compressed_size": member.compressed_size,
         "verified": "crc32",
     }
+
+
+def parse_verify_mode(mode: str | bool) -> VerifyMode:
+    """``"crc"`` or ``"size"`` (``True``/``False`` mean the same); raises ValueError for anything else."""
+    if isinstance(mode, bool):
+        return "crc" if mode else "size"
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def verify_scene_members(raw_root: Path, scene: str, mode: VerifyMode | str = "crc") -> list[str]:
+    """Problems of ``raw_root/<scene>``'s members against its manifest; an empty list means all is well.
+
+    Each problem names the member: missing, another size, or (``mode="crc"``, for members the
+    manifest records a CRC-32 for) another CRC-32. ``"size"`` only stats the files; ``"crc"``
+    reads every byte. A scene without a manifest gives one problem saying so.
+    """
+    check_crc = parse_verify_mode(mode) == "crc"
+    raw_root = Path(raw_root)
+    data = read_json(raw_root / scene / MANIFEST_NAME)
+    if data is None or data.get("scene") != scene:
+        return [f"scene {scene}: no manifest at {raw_root / scene / MANIFEST_NAME}"]
+    problems = []
+    for name, entry in sorted(data.get("members", {}).items()):
+        try:
+            path = member_path(raw_root, scene, name)
+            size = path.stat().st_size
+        except (FileNotFoundError, UnsafeMember) as exc:
+            problems.append(f"{name}: missing ({exc.__class__.__name__})")
+            continue
+        if size != entry.get("size"):
+            problems.append(f"{name}: {size} bytes, manifest says {entry.get('size')}")
+        elif check_crc and entry.get("crc32") is not None:
+            crc, _ = file_crc32(path)
+            if crc != entry["crc32"]:
+                problems.append(f"{name}: CRC-32 {crc:08x}, manifest says {entry['crc32']:08x}")
+    return problems

@@ -251,8 +251,8 @@ def fetch_member(run: SceneRun, member: ZipMember) -> None:
         raise
 
 
-def member_complete(run: SceneRun, member: ZipMember, verify: bool) -> bool:
-    """True if a previous run left this member verified and in place (re-checking its CRC when ``verify``)."""
+def member_complete(run: SceneRun, member: ZipMember, check_crc: bool) -> bool:
+    """True if a previous run left this member verified and in place (re-reading its CRC-32 when ``check_crc``)."""
     dest = member_path(run.raw_root, run.scene, member.name)
     try:
         size = dest.stat().st_size
@@ -263,9 +263,9 @@ def member_complete(run: SceneRun, member: ZipMember, verify: bool) -> bool:
         return False
     entry = run.manifest.entry(member.name)
     wanted = manifest_entry(member)
-    if entry == wanted and not verify:
+    if entry == wanted and not check_crc:
         return True
-    # Not recorded (e.g. killed between the rename and the manifest save) or asked to verify: check the CRC.
+    # Not recorded (e.g. killed between the rename and the manifest save) or asked to: check the CRC.
     crc, _ = file_crc32(dest)
     if crc == member.crc32:
         if entry != wanted:

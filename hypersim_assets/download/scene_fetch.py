@@ -27,9 +27,11 @@ from hypersim_assets.download.local_sources import copy_unpacked
 from hypersim_assets.download.manifest import (
     PART_SUFFIX,
     SIDECAR_SUFFIX,
+    VerifyMode,
     check_archive_members,
     check_scene_name,
     member_path,
+    parse_verify_mode,
     saved_manifest,
     scene_lock,
 )
@@ -103,7 +105,7 @@ def fetch_scene_members(
     workers: int = 4,
     retry: RetryConfig = RetryConfig(),
     progress: Callable[[FetchProgress], None] | None = None,
-    verify: bool = False,
+    verify: VerifyMode | bool = "crc",
     lock_timeout_s: float | None = 6 * 3600.0,
     on_retry: Callable[[str, BaseException, int], None] | None = None,
 ) -> FetchReport:
@@ -111,11 +113,13 @@ def fetch_scene_members(
 
     ``zip_location`` is the scene's zip (URL or local path) or a local folder of
     the already unpacked scene (then files are hard-linked or copied and checked
-    by size only). Members a previous run completed are skipped (``verify=True``
-    re-checks their CRC-32). Waits up to ``lock_timeout_s`` seconds for another
+    by size only). Members a previous run completed are checked against the
+    manifest (``verify="crc"``, the default: size and CRC-32 of the local file;
+    ``"size"``: size only) and fetched again when they no longer match. Waits up to ``lock_timeout_s`` seconds for another
     process fetching the same scene.
     """
     check_scene_name(scene)
+    check_crc = parse_verify_mode(verify) == "crc"
     raw_root = Path(raw_root)
     if zip_location.path is not None and Path(zip_location.path).is_dir():
         return copy_unpacked(Path(zip_location.path), scene, raw_root, selection, progress, lock_timeout_s)
@@ -158,7 +162,7 @@ def fetch_scene_members(
                                 dest.with_name(dest.name + PART_SUFFIX),
                                 dest.with_name(dest.name + SIDECAR_SUFFIX),
                             )
-                    todo = [m for m in members if not member_complete(run, m, verify)]
+                    todo = [m for m in members if not member_complete(run, m, check_crc)]
                     fetched_before = report.members_fetched  # in earlier rounds of this call: fetched, not skipped
                     report.members_selected = len(members)
                     report.bytes_selected = sum(m.compressed_size for m in members)

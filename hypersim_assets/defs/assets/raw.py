@@ -106,7 +106,14 @@ def raw_scene(
 
     try:
         report = fetch_scene(
-            source, scene, raw_root, download.selection(), workers=download.workers, retry=retry, progress=progress
+            source,
+            scene,
+            raw_root,
+            download.selection(),
+            workers=download.workers,
+            retry=retry,
+            progress=progress,
+            verify=download.verify,
         )
     except (SourceNotFound, SceneNotFound) as exc:
         raise dg.Failure(f"scene {scene}: not found at {location}: {exc}", allow_retries=False) from exc
