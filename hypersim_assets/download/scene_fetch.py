@@ -66,8 +66,14 @@ def _run_members(
     done_before: int,
     total: int,
     bytes_so_far: Callable[[], int],
+    cancel: Callable[[], None],
 ) -> None:
-    """Fetch ``todo`` on a thread pool; on the first error stop starting new members and raise it."""
+    """Fetch ``todo`` on a thread pool; on the first error stop starting new members and raise it.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` in the calling thread (Ctrl-C, or SIGTERM turned
+    into an exception) calls ``cancel`` so running members stop at their next chunk or retry
+    wait, keeping their ``.part`` files for a later resume, and propagates at once.
+    """
     errors: list[BaseException] = []
     done = done_before
     done_lock = threading.Lock()
@@ -89,8 +95,17 @@ def _run_members(
         if progress is not None:
             progress(FetchProgress(run.scene, member.name, n, total, bytes_so_far()))
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"fetch-{run.scene}") as pool:
-        list(pool.map(task, todo))
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"fetch-{run.scene}")
+    try:
+        futures = [pool.submit(task, member) for member in todo]
+        for future in futures:
+            future.result()
+    except BaseException:
+        run.abort.set()
+        cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if errors:
         # A changed archive wins: it explains the other failures and is recoverable.
         changed = [e for e in errors if isinstance(e, RemoteChanged)]
@@ -168,7 +183,16 @@ def fetch_scene_members(
                     report.bytes_selected = sum(m.compressed_size for m in members)
                     report.zip_bytes = directory.size
                     report.members_skipped = max(0, len(members) - len(todo) - fetched_before)
-                    _run_members(run, todo, workers, progress, len(members) - len(todo), len(members), transferred)
+                    _run_members(
+                        run,
+                        todo,
+                        workers,
+                        progress,
+                        len(members) - len(todo),
+                        len(members),
+                        transferred,
+                        client.cancel,
+                    )
                 except RemoteChanged:
                     if restart == MAX_RESTARTS:
                         raise
