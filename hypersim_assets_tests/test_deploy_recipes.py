@@ -97,7 +97,7 @@ def test_kubernetes_pieces_share_one_data_volume_and_path():
     # The scheduler address the runs use is the Service that dask.yaml defines, on its port.
     service = dask_docs[("Service", "dask-scheduler")]
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "comm")
-    assert env["HYPERSIM_DASK_SCHEDULER"].startswith("tcp://dask-scheduler.")
+    assert env["HYPERSIM_DASK_SCHEDULER"].startswith("tls://dask-scheduler.")
     assert env["HYPERSIM_DASK_SCHEDULER"].endswith(f":{port}")
     # Every worker process is single-threaded, as the conversion expects.
     command = worker_pod["containers"][0]["command"]
@@ -117,7 +117,8 @@ def test_start_cluster_prints_the_job_script(tmp_path):
     config = yaml.safe_load((SLURM / "jobqueue.yaml").read_text())
     slurm = config["jobqueue"]["slurm"]
     # Run the example on loopback, any free port, logs in tmp: nothing leaves the test folder.
-    slurm["scheduler-options"] = {"host": "127.0.0.1", "port": 0, "dashboard_address": None}
+    assert slurm["scheduler-options"]["dashboard_address"].startswith("127.0.0.1:")  # never all interfaces
+    slurm["scheduler-options"] = {"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0"}
     slurm["log-directory"] = str(tmp_path / "logs")
     (tmp_path / "jobqueue.yaml").write_text(yaml.safe_dump(config))
     out = subprocess.run(
@@ -127,6 +128,8 @@ def test_start_cluster_prints_the_job_script(tmp_path):
             "--config",
             str(tmp_path / "jobqueue.yaml"),
             "--print-job-script",
+            "--tls-dir",
+            str(tmp_path / "tls"),
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -143,3 +146,79 @@ def test_start_cluster_prints_the_job_script(tmp_path):
     assert "--nthreads 1" in script and f"--nworkers {slurm['processes']}" in script
     assert all(line in script for line in slurm["job-script-prologue"])
     assert "--lifetime=" in script
+    # TLS with mutual authentication, from files only the user can read.
+    cert, key = tmp_path / "tls" / "dask-cert.pem", tmp_path / "tls" / "dask-key.pem"
+    worker_line = next(line for line in script.splitlines() if "dask_worker" in line)
+    assert " tls://127.0.0.1:" in worker_line and "--protocol tls://" in worker_line
+    assert f"--tls-ca-file {cert}" in worker_line and f"--tls-cert {cert}" in worker_line
+    assert f"--tls-key {key}" in worker_line
+    assert {oct(p.stat().st_mode & 0o777) for p in (cert, key)} == {"0o600"}
+    assert oct((tmp_path / "tls").stat().st_mode & 0o777) == "0o700"
+
+
+def _k8s_dask() -> dict:
+    return {(d["kind"], d["metadata"]["name"]): d for d in _load_all(K8S / "dask.yaml")}
+
+
+def _flags(command: list[str]) -> dict[str, str | None]:
+    """``--flag value`` pairs of a command line (a flag followed by another flag has no value)."""
+    out: dict[str, str | None] = {}
+    for i, word in enumerate(command):
+        if word.startswith("--"):
+            nxt = command[i + 1] if i + 1 < len(command) else None
+            out[word] = None if nxt is None or nxt.startswith("--") else nxt
+    return out
+
+
+def test_kubernetes_dask_is_tls_only_with_a_network_policy():
+    docs = _k8s_dask()
+    env = yaml.safe_load((K8S / "hypersim-env.yaml").read_text())["data"]
+    scheduler = docs[("Deployment", "dask-scheduler")]["spec"]["template"]["spec"]
+    worker = docs[("Deployment", "dask-worker")]["spec"]["template"]["spec"]
+    mounted = {}
+    for pod in (scheduler, worker):
+        container = pod["containers"][0]
+        flags = _flags(container["command"])
+        secret_volumes = {v["name"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "dask-tls"}
+        mount = next(m for m in container["volumeMounts"] if m["name"] in secret_volumes)
+        for flag in ("--tls-ca-file", "--tls-cert", "--tls-key"):
+            assert flags[flag].startswith(mount["mountPath"] + "/"), (flag, flags[flag])
+        assert flags["--dashboard-address"].startswith("127.0.0.1:")
+        assert {"name": "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION", "value": "True"} in container["env"]
+        mounted[container["name"]] = flags
+    assert mounted["scheduler"]["--protocol"] == "tls"
+    assert docs[("Deployment", "dask-worker")]["spec"]["template"]["spec"]["containers"][0]["command"][2].startswith(
+        "tls://dask-scheduler:"
+    )
+    # Only the comm port is in the Service; the dashboard stays inside the pod.
+    service_ports = [p["port"] for p in docs[("Service", "dask-scheduler")]["spec"]["ports"]]
+    assert service_ports == [8786]
+    policy = docs[("NetworkPolicy", "dask-scheduler")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app": "dask-scheduler"} and policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8786}]
+    sources = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert sources == [{"app": "dask-worker"}, {"app.kubernetes.io/part-of": "dagster"}]
+    assert all(set(peer) == {"podSelector"} for peer in rule["from"])  # same namespace only
+    # The run pods get the client certificate where hypersim-env.yaml says it is.
+    assert env["HYPERSIM_DASK_REQUIRE_ENCRYPTION"] == "true"
+    launcher = yaml.safe_load((K8S / "values.yaml").read_text())["runLauncher"]["config"]["k8sRunLauncher"]
+    instance = yaml.safe_load((K8S / "dagster.yaml").read_text())["run_launcher"]["config"]
+    for mounts, volumes in (
+        (launcher["volumeMounts"], launcher["volumes"]),
+        (instance["volume_mounts"], instance["volumes"]),
+    ):
+        tls_volume = next(v["name"] for v in volumes if v.get("secret", {}).get("secretName") == "dask-tls")
+        path = next(m["mountPath"] for m in mounts if m["name"] == tls_volume)
+        for var in ("HYPERSIM_DASK_TLS_CA_FILE", "HYPERSIM_DASK_TLS_CERT_FILE", "HYPERSIM_DASK_TLS_KEY_FILE"):
+            assert env[var].startswith(path + "/")
+
+
+@pytest.mark.parametrize("role", ["scheduler", "worker"])
+def test_kubernetes_dask_commands_use_only_real_cli_flags(role):
+    _need("distributed")
+    container = _k8s_dask()[("Deployment", f"dask-{role}")]["spec"]["template"]["spec"]["containers"][0]
+    dask_cli = Path(sys.executable).with_name("dask")
+    help_text = subprocess.run([str(dask_cli), role, "--help"], capture_output=True, text=True, timeout=60).stdout
+    for flag in _flags(container["command"]):
+        assert f"{flag} " in help_text or f"{flag}\n" in help_text or f"{flag}," in help_text, flag

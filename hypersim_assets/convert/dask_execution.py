@@ -13,6 +13,11 @@ Every worker must see the scene's raw folder and the dataset root at the same pa
 the caller (a shared filesystem, see ``deploy/README.md``) and run the same
 ``hypersim_assets`` version; the latter is checked on connect.
 
+Security: with TLS files (``tls_ca_file``, ``tls_cert_file``, ``tls_key_file``) the client
+speaks TLS with mutual authentication (``tls://`` addresses); ``require_encryption``
+refuses plain ``tcp://`` and makes a local cluster use temporary certificates. Unset fields
+fall back to Dask's own configuration (``distributed.comm.tls.*``).
+
 ``dask`` and ``distributed`` are an optional dependency (``pip install
 'hypersim-assets[dask]'``); they are imported only when a cluster is opened.
 """
@@ -56,10 +61,22 @@ class DaskConfig:
     scheduler_address: str | None = None
     local_cluster_workers: int = 0
     connect_timeout_s: float = 30.0
+    tls_ca_file: str | None = None  # CA that signed the scheduler's and workers' certificates (PEM path)
+    tls_cert_file: str | None = None  # this client's certificate (PEM path)
+    tls_key_file: str | None = None  # this client's private key (PEM path)
+    require_encryption: bool = False
 
     def __post_init__(self) -> None:
         if self.scheduler_address is not None:
             check_scheduler_address(self.scheduler_address)
+            if self.encrypted and not self.scheduler_address.startswith(("tls://", "wss://")):
+                raise ValueError(
+                    f"Dask scheduler address {self.scheduler_address} is not encrypted, but TLS is configured "
+                    "(require_encryption or TLS files): use tls://host:port"
+                )
+        tls = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        if any(tls) and not all(tls):
+            raise ValueError("Dask TLS needs all three of tls_ca_file, tls_cert_file and tls_key_file")
         if self.local_cluster_workers < 0:
             raise ValueError(f"local_cluster_workers must be >= 0, got {self.local_cluster_workers}")
         if not self.connect_timeout_s > 0:
@@ -69,6 +86,24 @@ class DaskConfig:
     def enabled(self) -> bool:
         """True when a scheduler address or a local cluster is configured."""
         return bool(self.scheduler_address) or self.local_cluster_workers > 0
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the connection must use TLS (files given or encryption required)."""
+        return self.require_encryption or bool(self.tls_ca_file)
+
+    def security(self) -> Any:
+        """A ``distributed.security.Security`` for the client: our TLS files over Dask's configuration."""
+        from distributed.security import Security
+
+        kwargs: dict[str, Any] = {}
+        if self.tls_ca_file:
+            kwargs.update(
+                tls_ca_file=self.tls_ca_file, tls_client_cert=self.tls_cert_file, tls_client_key=self.tls_key_file
+            )
+        if self.require_encryption:
+            kwargs["require_encryption"] = True
+        return Security(**kwargs)
 
 
 def check_scheduler_address(address: str) -> str:
@@ -115,12 +150,19 @@ def check_workers(client: Any) -> dict[str, str]:
     return versions
 
 
-def connect(address: str, timeout_s: float) -> Any:
+def connect(address: str, timeout_s: float, security: Any = None) -> Any:
     """A ``distributed.Client`` connected to the scheduler at ``address``, or DaskSchedulerUnreachable."""
     distributed = import_distributed()
     check_scheduler_address(address)
     try:
-        return distributed.Client(address, timeout=timeout_s, set_as_default=False)
+        return distributed.Client(address, timeout=timeout_s, set_as_default=False, security=security)
+    except TypeError as exc:
+        if "ssl_context" not in str(exc):
+            raise
+        raise DaskSchedulerUnreachable(
+            f"{address} is a TLS scheduler but no client certificate is configured: set tls_ca_file, tls_cert_file "
+            "and tls_key_file of the dask resource (or HYPERSIM_DASK_TLS_CA_FILE, _CERT_FILE, _KEY_FILE)"
+        ) from exc
     except (OSError, TimeoutError) as exc:
         raise DaskSchedulerUnreachable(
             f"no Dask scheduler answered at {address} within {timeout_s:g} s "
@@ -136,7 +178,7 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
     distributed = import_distributed()
     with contextlib.ExitStack() as stack:
         if config.scheduler_address:
-            client = stack.enter_context(connect(config.scheduler_address, config.connect_timeout_s))
+            client = stack.enter_context(connect(config.scheduler_address, config.connect_timeout_s, config.security()))
         else:
             cluster = stack.enter_context(
                 distributed.LocalCluster(
@@ -146,6 +188,8 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
                     dashboard_address=None,
                     host="127.0.0.1",
                     timeout=config.connect_timeout_s,
+                    # Other users of a shared machine could submit code to an open loopback port.
+                    security=True if config.require_encryption else None,
                 )
             )
             client = stack.enter_context(

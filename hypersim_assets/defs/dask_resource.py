@@ -15,6 +15,10 @@ from pydantic import Field
 from hypersim_assets.convert.dask_execution import DaskConfig, dask_executor
 
 ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"
+ENV_DASK_TLS_CA_FILE = "HYPERSIM_DASK_TLS_CA_FILE"
+ENV_DASK_TLS_CERT_FILE = "HYPERSIM_DASK_TLS_CERT_FILE"
+ENV_DASK_TLS_KEY_FILE = "HYPERSIM_DASK_TLS_KEY_FILE"
+ENV_DASK_REQUIRE_ENCRYPTION = "HYPERSIM_DASK_REQUIRE_ENCRYPTION"
 
 
 class DaskResource(dg.ConfigurableResource):
@@ -34,6 +38,21 @@ class DaskResource(dg.ConfigurableResource):
     connect_timeout_s: float = Field(
         default=30.0, gt=0, description="Seconds to wait for the scheduler (or the local workers) before the run fails."
     )
+    tls_ca_file: str | None = Field(
+        default=None,
+        description=f"PEM file of the CA of a TLS scheduler (tls://...). Unset: env {ENV_DASK_TLS_CA_FILE}.",
+    )
+    tls_cert_file: str | None = Field(
+        default=None, description=f"PEM file of this client's TLS certificate. Unset: env {ENV_DASK_TLS_CERT_FILE}."
+    )
+    tls_key_file: str | None = Field(
+        default=None, description=f"PEM file of this client's TLS private key. Unset: env {ENV_DASK_TLS_KEY_FILE}."
+    )
+    require_encryption: bool | None = Field(
+        default=None,
+        description="Refuse unencrypted Dask connections; a local cluster uses temporary TLS certificates. "
+        f"Unset: env {ENV_DASK_REQUIRE_ENCRYPTION} (1/true), else off.",
+    )
 
     def dask_config(self) -> DaskConfig:
         """The resolved settings (scheduler address from the environment when unset)."""
@@ -42,6 +61,12 @@ class DaskResource(dg.ConfigurableResource):
             scheduler_address=address,
             local_cluster_workers=self.local_cluster_workers,
             connect_timeout_s=self.connect_timeout_s,
+            tls_ca_file=self.tls_ca_file or os.environ.get(ENV_DASK_TLS_CA_FILE) or None,
+            tls_cert_file=self.tls_cert_file or os.environ.get(ENV_DASK_TLS_CERT_FILE) or None,
+            tls_key_file=self.tls_key_file or os.environ.get(ENV_DASK_TLS_KEY_FILE) or None,
+            require_encryption=self.require_encryption
+            if self.require_encryption is not None
+            else os.environ.get(ENV_DASK_REQUIRE_ENCRYPTION, "").lower() in ("1", "true", "yes"),
         )
 
     def enabled(self) -> bool:
