@@ -155,7 +155,7 @@ def test_slow_server_times_out_and_retries(server: MirrorServer, root: Path) -> 
 def test_backoff_grows_with_jitter_within_cap() -> None:
     """urllib3's Retry does the backoff: exponential in the retry count, jittered, capped."""
     client = HttpClient(RetryConfig(max_attempts=7, base_delay_s=0.5, max_delay_s=4.0))
-    retry = client._new_retry()
+    retry = client.new_retry()
     waits: list[list[float]] = []
     for _ in range(6):
         retry = retry.increment("GET", "/x", error=ConnectionResetError())

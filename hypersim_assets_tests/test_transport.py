@@ -15,7 +15,7 @@ from urllib3.exceptions import NewConnectionError
 
 from hypersim_assets.common.errors import is_permanent
 from hypersim_assets.common.layout import MemberSelection
-from hypersim_assets.download.errors import HttpStatusError, ProxyRefused, TransferFailed
+from hypersim_assets.download.errors import ProxyRefused, TooManyRedirects, TransferFailed
 from hypersim_assets.download.http_client import HttpClient, RetryConfig
 from hypersim_assets.download.scene_fetch import fetch_scene_members
 from hypersim_assets.download.source import Location
@@ -112,7 +112,7 @@ def server_etag(server: MirrorServer) -> str:
 def test_redirect_loop_is_bounded_and_permanent(tmp_path: Path, no_proxy_env: object) -> None:
     with RedirectServer(lambda p: p, 302) as loop:
         cfg = RetryConfig(max_attempts=2, base_delay_s=0.0, max_redirects=4)
-        with HttpClient(cfg) as client, pytest.raises(HttpStatusError, match="more than 4 redirects") as err:
+        with HttpClient(cfg) as client, pytest.raises(TooManyRedirects, match="more than 4 redirects") as err:
             client.get_range(f"{loop.url}/scenes/{SCENE}.zip", 0, 10, io.BytesIO())
         assert is_permanent(err.value)
         assert len(loop.seen) == 5  # the first request and four redirects, then stop
@@ -154,7 +154,7 @@ def test_unreachable_host_counts_as_a_connect_error() -> None:
     # EHOSTUNREACH needs a router's ICMP answer, which loopback cannot give: check the classification
     # urllib3 applies to the connect error it would wrap (a retry is granted, like for ENETUNREACH, which the test above produces for real).
     client = HttpClient(FAST)
-    retry = client._new_retry()
+    retry = client.new_retry()
     for code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         error = NewConnectionError(None, f"Failed to establish a new connection: [Errno {code}]")  # type: ignore[arg-type]
         error.__cause__ = OSError(code, "unreachable")

@@ -13,7 +13,9 @@ RangeProtocolError       permanent  a 206 without or with a wrong ``Content-Rang
                                     server that ignored ``Range`` when resuming
 RangeNotSupported        permanent  the server ignores ``Range`` and the wanted bytes lie
                                     past ``ignore_range_fallback_limit``
-ProxyRefused             permanent  the proxy answered an error status to ``CONNECT``
+ProxyRefused             permanent  the proxy answered 407, or an error status to ``CONNECT``
+TooManyRedirects         permanent  more than ``max_redirects`` redirects in a row (a loop)
+CertificateNotTrusted    permanent  the server's TLS certificate does not verify
 SceneNotFound            permanent  unknown scene: no zip (or unpacked folder) at the source
 InvalidSceneName         permanent  a scene name that is not ``ai_NNN_NNN`` (ASCII digits)
 ZipFormatError           permanent  the archive is broken or uses a feature we do not read
@@ -80,6 +82,14 @@ class RangeNotSupported(RangeProtocolError):
 
 class ProxyRefused(HttpError, PermanentError):
     """The proxy named in the message refused to forward the request."""
+
+
+class TooManyRedirects(HttpError, PermanentError):
+    """More redirects in a row than the client follows."""
+
+
+class CertificateNotTrusted(HttpError, PermanentError):
+    """The server's TLS certificate failed verification (a retry meets the same certificate)."""
 
 
 class RemoteChanged(HttpError, TransientError):
