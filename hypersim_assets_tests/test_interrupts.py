@@ -71,16 +71,21 @@ def signal_main_thread_when(condition: Callable[[], bool], signum: int) -> threa
 
 
 @pytest.fixture()
-def sigterm_exits() -> None:
-    """SIGTERM raises SystemExit, as Dagster and most CLIs turn it into an exception."""
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def signal_handlers() -> None:
+    """SIGINT raises KeyboardInterrupt (Python's default; imported libraries such as dask_jobqueue
+    replace it) and SIGTERM raises SystemExit, as Dagster and most CLIs turn it into an exception."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)),
+    }
     yield
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)])
 def test_signal_during_retry_waits_of_worker_threads(
-    signum: int, raised: type[BaseException], mirror: Path, tmp_path: Path, sigterm_exits: None
+    signum: int, raised: type[BaseException], mirror: Path, tmp_path: Path, signal_handlers: None
 ) -> None:
     with MirrorServer(mirror) as server:
 
@@ -105,7 +110,7 @@ def test_signal_during_retry_waits_of_worker_threads(
     assert elapsed < BOUND_S, f"{signal.Signals(signum).name} took {elapsed:.1f} s to stop the fetch"
 
 
-def test_sigint_during_long_download_stops_and_resumes(mirror: Path, tmp_path: Path) -> None:
+def test_sigint_during_long_download_stops_and_resumes(mirror: Path, tmp_path: Path, signal_handlers: None) -> None:
     with MirrorServer(mirror, faults=Faults(delay_s=0.3)) as server:  # 0.3 s per 64 KiB: a slow link
         watcher = signal_main_thread_when(lambda: bool(nonempty_parts(tmp_path)), signal.SIGINT)
         started = time.monotonic()
@@ -125,7 +130,7 @@ def test_sigint_during_long_download_stops_and_resumes(mirror: Path, tmp_path: P
     assert report.resumed_members >= 1 and report.resumed_bytes > 0
 
 
-def test_signal_during_retry_wait_of_the_main_thread(mirror: Path, tmp_path: Path) -> None:
+def test_signal_during_retry_wait_of_the_main_thread(mirror: Path, tmp_path: Path, signal_handlers: None) -> None:
     """The metadata fetch runs in the calling thread: SIGINT ends its backoff sleep at once."""
     with MirrorServer(mirror, faults=Faults(fail_status=503, fail_times=-1)) as server:
         watcher = signal_main_thread_when(lambda: len(server.requests) >= 2, signal.SIGINT)
