@@ -28,11 +28,15 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.run_failures import Problem, run_problems
+from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
 
-# How often a waiting command looks for dead runs that block it (seconds).
+# How often a waiting command looks for dead runs that block it, and for retries to report (seconds).
 SWEEP_INTERVAL_S = 10.0
+RETRY_POLL_S = 1.0
+# Dagster's console logger prints each failure with its stack trace; the command prints
+# the underlying errors itself, so by default only critical log lines pass.
+CONSOLE_LOG_LEVEL = "CRITICAL"
 
 
 @dataclass
@@ -170,8 +174,13 @@ def _execute(
     try:
         thread.start()
         next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        reported: set[int] = set()
         while thread.is_alive():
-            thread.join(0.2)
+            thread.join(RETRY_POLL_S)
+            for storage_id, retry in run_retries(instance, run_id):
+                if storage_id not in reported:
+                    reported.add(storage_id)
+                    echo_err(f"[hypersim] {retry}")
             if time.monotonic() >= next_sweep:
                 release_dead_runs(instance, echo=echo_err)
                 next_sweep = time.monotonic() + SWEEP_INTERVAL_S
@@ -196,7 +205,7 @@ def materialize(
     echo: Callable[[str], None] = print,
     echo_err: Callable[[str], None] | None = None,
     keep_going: bool = False,
-    log_level: str = "WARNING",
+    log_level: str = CONSOLE_LOG_LEVEL,
     run_config: Mapping[str, Any] | None = None,
 ) -> MaterializeSummary:
     """Materialise metadata, the named scenes (or all) and then the index and views.

@@ -94,7 +94,7 @@ def _file_value(file_config: Mapping[str, Any], resource: str, field: str) -> An
 
 
 def build_run_config(
-    file_config: Mapping[str, Any] | None, options: RunOptions, log_level: str = "WARNING"
+    file_config: Mapping[str, Any] | None, options: RunOptions, log_level: str = "CRITICAL"
 ) -> dict[str, Any]:
     """The run config for every run of one command: the file's, then each given option on top.
 

@@ -35,21 +35,31 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
+def _short(cls_name: str | None, message: str) -> tuple[str, str]:
+    """(short class name, message without a leading "module.Class: ") of one error."""
+    name = (cls_name or "").rsplit(".", 1)[-1]
+    head, sep, rest = message.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == name:
+        message = rest
+    return name, " ".join(message.split())
+
+
 def describe_error(error: SerializableErrorInfo | None) -> str:
-    """``Type: message`` of the error and its causes, wrappers left out, joined by ``<-``."""
+    """``Type: message`` of the error and its causes, joined by ``<-``; Dagster's wrappers are left
+    out, and so is a cause whose message the text already holds. A ``Failure`` (our own
+    message) is shown without its class name."""
     parts: list[str] = []
     current = error
     seen: set[int] = set()
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         message = (current.message or "").strip()
-        wrapper = current.cls_name in _WRAPPER_CLASSES or message.startswith(_WRAPPER_PREFIXES)
-        if not wrapper and message:
-            # Dagster's messages usually start with the class name already ("ValueError: ...").
-            name = current.cls_name or ""
-            parts.append(message if not name or name in message.split(":", 1)[0] else f"{name}: {message}")
+        name, text = _short(current.cls_name, message)
+        wrapper = name in _WRAPPER_CLASSES or text.startswith(_WRAPPER_PREFIXES)
+        if text and not wrapper and not any(text in part for part in parts):
+            parts.append(text if name in ("Failure", "") else f"{name}: {text}")
         current = current.cause or current.context
-    return " <- ".join(parts) or ((error.message or "").strip() if error else "failed")
+    return " <- ".join(parts) or (" ".join((error.message or "").split()) if error else "failed")
 
 
 def _metadata_text(metadata: dict) -> str:
@@ -83,3 +93,18 @@ def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[Problem]:
             where = f"check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} ({severity})"
             problems.append(Problem(run_id, where, _metadata_text(evaluation.metadata)))
     return problems
+
+
+def run_retries(instance: dg.DagsterInstance, run_id: str) -> list[tuple[int, Problem]]:
+    """Each step retry of a run so far, as (storage id, the error that caused it and the wait)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+    out = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        data = event.event_specific_data
+        wait = getattr(data, "seconds_to_wait", None)
+        when = f"; retrying in {wait:.0f} s" if wait is not None else "; retrying"
+        out.append((record.storage_id, Problem(run_id, event.step_key or "run", describe_error(data.error) + when)))
+    return out
