@@ -14,6 +14,7 @@ from dagster._utils.error import SerializableErrorInfo
 _WRAPPER_CLASSES = frozenset(
     {
         "RetryRequested",
+        "RetryRequestedFromPolicy",
         "DagsterExecutionStepExecutionError",
         "DagsterMaxRetriesExceededError",
         "DagsterUserCodeExecutionError",
