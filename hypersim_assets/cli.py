@@ -204,6 +204,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"[hypersim] {exc}", file=sys.stderr)
         return 2
     data_root = data_root_of(run_config)
+    if "execution" in file_config:
+        print(f"[hypersim] note: the execution section of {args.config} is ignored (steps run in this process)")
     print(f"[hypersim] run config: {describe_settings(run_config)}")
     try:
         with instance_from_env_or(data_root / ".dagster_home") as instance:

@@ -175,15 +175,21 @@ def _execute(
         thread.start()
         next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         reported: set[int] = set()
+        poll_failed = False
         while thread.is_alive():
             thread.join(RETRY_POLL_S)
-            for storage_id, retry in run_retries(instance, run_id):
-                if storage_id not in reported:
-                    reported.add(storage_id)
-                    echo_err(f"[hypersim] {retry}")
-            if time.monotonic() >= next_sweep:
-                release_dead_runs(instance, echo=echo_err)
-                next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+            try:
+                for storage_id, retry in run_retries(instance, run_id):
+                    if storage_id not in reported:
+                        reported.add(storage_id)
+                        echo_err(f"[hypersim] {retry}")
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+                    release_dead_runs(instance, echo=echo_err)
+            except Exception as exc:  # reporting must never abandon a running run
+                if not poll_failed:
+                    echo_err(f"[hypersim] warning: could not read the instance while waiting: {exc}")
+                poll_failed = True
     except _Signalled as sig:
         name = signal.Signals(sig.signum).name
         abandon_run(instance, run_id, f"Canceled: hypersim-assets received {name}.")
