@@ -10,8 +10,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
+
+if TYPE_CHECKING:  # the heavy imports (Dagster) wait until a command needs them
+    from hypersim_assets.materialize import RunInterrupted
+    from hypersim_assets.run_config import RunOptions
 
 DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 1024, "seed": 0}
 
@@ -154,7 +159,7 @@ def _deprecated_alias(args: argparse.Namespace, name: str, old: str, command: st
     return value
 
 
-def _exit_interrupted(exc) -> None:
+def _exit_interrupted(exc: RunInterrupted) -> NoReturn:
     """End the command at once after a signal: the run was already marked and its slots freed.
 
     ``os._exit`` because download and conversion threads of the abandoned run would
@@ -166,7 +171,7 @@ def _exit_interrupted(exc) -> None:
     os._exit(128 + exc.signum)
 
 
-def run_options(args: argparse.Namespace):
+def run_options(args: argparse.Namespace) -> RunOptions:
     """The ``materialize`` options as :class:`~hypersim_assets.run_config.RunOptions` (None = not given)."""
     from hypersim_assets.run_config import RunOptions
 
