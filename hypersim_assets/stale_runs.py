@@ -6,8 +6,9 @@ A run launched by this command carries :data:`PROCESS_TAG`, ``<host>:<pid>:<star
 (``<start>`` is the process's start time in clock ticks since boot, from
 ``/proc/<pid>/stat``, so a recycled pid is not mistaken for the run's process). A run
 without the tag (launched by ``dagster dev`` or a daemon) is judged by the pid Dagster
-records on its events, but only where the instance launches run workers on this machine
-(the default run launcher over SQLite storage); elsewhere it is left alone.
+records on its RUN_START event (the run worker's), but only where the instance launches
+run workers on this machine (the default run launcher over SQLite storage); elsewhere,
+or before it started, it is left alone.
 """
 
 from __future__ import annotations
@@ -75,12 +76,11 @@ def _launches_locally(instance: dg.DagsterInstance) -> bool:
 
 
 def _event_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid on the run's latest event that carries one."""
-    for record in instance.get_records_for_run(run_id, limit=20, ascending=False).records:
-        event = record.event_log_entry.dagster_event
-        if event is not None and event.pid is not None:
-            return event.pid
-    return None
+    """The pid on the run's RUN_START event: the run worker's (later events may come from
+    short-lived step processes of a multiprocess executor, whose end says nothing)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None
 
 
 def run_process_alive(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool | None:

@@ -100,3 +100,27 @@ def test_finished_run_still_holding_a_slot_gets_it_freed(dead_process_tag):
 
         assert [r.run_id for r in released] == [run.run_id]
         assert not instance.event_log_storage.get_concurrency_info(DOWNLOAD_POOL).claimed_slots
+
+
+def test_untagged_run_is_judged_by_the_pid_on_its_events_on_a_local_instance(tmp_path):
+    """Runs launched by `dagster dev` carry no tag: the pid Dagster records on their events decides."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # default run launcher, SQLite storage
+        instance.event_log_storage.set_concurrency_slots(DOWNLOAD_POOL, 2)
+        runs = {}
+        for name, pid in (("dead", proc.pid), ("live", os.getpid())):
+            run = instance.create_run_for_job(_job)
+            event = DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=_job.name, pid=pid)
+            instance.report_dagster_event(event, run_id=run.run_id)
+            assert instance.event_log_storage.claim_concurrency_slot(DOWNLOAD_POOL, run.run_id, "raw_scene").is_claimed
+            runs[name] = run.run_id
+
+        released = release_dead_runs(instance, echo=lambda _: None)
+
+        assert [r.run_id for r in released] == [runs["dead"]]
+        assert instance.get_run_by_id(runs["dead"]).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(runs["live"]).status == dg.DagsterRunStatus.STARTED
