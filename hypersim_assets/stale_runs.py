@@ -21,9 +21,11 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.launcher import DefaultRunLauncher
-from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
+from dagster._core.storage.dagster_run import FINISHED_STATUSES, RunsFilter
 
 PROCESS_TAG = "hypersim/process"
+# Statuses of a run whose process should be alive (a SUSPENDED run has no process by design).
+LIVE_PROCESS_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -127,7 +129,7 @@ def release_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] 
     Runs whose process still runs, or cannot be judged from this machine, are left alone.
     """
     held = _slots_by_run(instance)
-    in_progress = instance.get_runs(filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES))
+    in_progress = instance.get_runs(filters=RunsFilter(statuses=list(LIVE_PROCESS_STATUSES)))
     candidates = {run.run_id: run for run in in_progress}
     for run_id in held:
         if run_id not in candidates:
@@ -137,7 +139,7 @@ def release_dead_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] 
     released = []
     for run_id, run in candidates.items():
         finished = run.status in FINISHED_STATUSES
-        if not finished and run_process_alive(instance, run) is not False:
+        if not finished and (run.status not in LIVE_PROCESS_STATUSES or run_process_alive(instance, run) is not False):
             continue
         slots = tuple(held.get(run_id, ()))
         if finished and run_id not in held:
