@@ -58,10 +58,7 @@ def load_run_config_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RunConfigError(f"run config file {path} is not valid YAML{where}: {problem}") from exc
+        raise RunConfigError(f"run config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -70,6 +67,22 @@ def load_run_config_file(path: Path) -> dict[str, Any]:
             "(resources, loggers, ops) as in the launchpad"
         )
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The problem of a YAML error with its line and column (1-based), and what was being parsed where."""
+
+    def at(mark: yaml.Mark | None) -> str:
+        return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+    problem = getattr(exc, "problem", None)
+    if problem is None:
+        return str(exc)
+    text = f"{problem}{at(getattr(exc, 'problem_mark', None))}"
+    context = getattr(exc, "context", None)
+    if context:
+        text += f" ({context}{at(getattr(exc, 'context_mark', None))})"
+    return text
 
 
 def _config_value(value: Any) -> Any:
@@ -149,17 +162,16 @@ def data_root_of(run_config: Mapping[str, Any]) -> Path:
 
 def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> None:
     """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds."""
-    problems: list[str] = []
+    problems: dict[str, list[str]] = {}  # message -> the jobs that reject it
     for job in jobs:
         try:
             dg.validate_run_config(job, dict(run_config))
         except dg.DagsterInvalidConfigError as exc:
             for error in exc.errors:
-                line = f"{error.message} (job {job.name})"
-                if line not in problems:
-                    problems.append(line)
+                problems.setdefault(error.message, []).append(job.name)
     if problems:
-        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(problems))
+        lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]
+        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(lines))
 
 
 def describe_settings(run_config: Mapping[str, Any]) -> str:
