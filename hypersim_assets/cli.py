@@ -8,9 +8,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE, data_root_from_env
+from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
+
+if TYPE_CHECKING:  # the heavy imports (Dagster) wait until a command needs them
+    from hypersim_assets.materialize import RunInterrupted
+    from hypersim_assets.run_config import RunOptions
 
 DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 1024, "seed": 0}
 
@@ -104,12 +110,13 @@ def _print_summary(summary, data_root: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from hypersim_assets.definitions import defs
-    from hypersim_assets.materialize import MaterializeError, instance_from_env_or, materialize
+    from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
     started = time.monotonic()
-    root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="hypersim-demo-"))
+    workdir = _deprecated_alias(args, "workdir", "root", "demo")
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="hypersim-demo-"))
     root = root.resolve()
     mirror = root / "mirror"
     data_root = root / "data"
@@ -128,6 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except MaterializeError as exc:
         print(f"[hypersim] demo failed: {exc}", file=sys.stderr)
         return 1
+    except RunInterrupted as exc:
+        _exit_interrupted(exc)
     summary.seconds = time.monotonic() - started
     _print_summary(summary, data_root)
     print(
@@ -136,28 +145,164 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deprecated_alias(args: argparse.Namespace, name: str, old: str, command: str) -> str | None:
+    """The value of ``--name``, or of its deprecated spelling ``--old`` (with a warning on stderr)."""
+    value = getattr(args, name)
+    old_value = getattr(args, f"deprecated_{old}", None)
+    if old_value is not None:
+        print(
+            f"[hypersim] warning: `{command} --{old}` is deprecated; use `{command} --{name.replace('_', '-')}`",
+            file=sys.stderr,
+        )
+        if value is None:
+            value = old_value
+    return value
+
+
+def _exit_interrupted(exc: RunInterrupted) -> NoReturn:
+    """End the command at once after a signal: the run was already marked and its slots freed.
+
+    ``os._exit`` because download and conversion threads of the abandoned run would
+    otherwise hold the interpreter until they finish; their partial files are resumable.
+    """
+    print(f"[hypersim] {exc}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + exc.signum)
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The ``materialize`` options as :class:`~hypersim_assets.run_config.RunOptions` (None = not given)."""
+    from hypersim_assets.run_config import RunOptions
+
+    subsamples = args.additional_subsamples
+    return RunOptions(
+        source=args.source,
+        data_root=_deprecated_alias(args, "data_root", "root", "materialize"),
+        additional_subsamples=tuple(subsamples) if subsamples is not None else None,
+        workers=0 if args.multiprocessing else args.n_processes,
+        tilt_shift=False if args.no_tilt_shift_conversion else None,
+        png_compression=args.png_compression,
+        members=args.members,
+    )
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
     from hypersim_assets.definitions import defs
-    from hypersim_assets.materialize import MaterializeError, instance_from_env_or, materialize
+    from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
+    from hypersim_assets.run_config import (
+        RunConfigError,
+        build_run_config,
+        data_root_of,
+        describe_settings,
+        load_run_config_file,
+        validate_run_config,
+    )
 
-    data_root = Path(args.root) if args.root else data_root_from_env()
-    source = args.source or os.environ.get(ENV_SOURCE) or "upstream"
+    jobs = [defs.resolve_job_def("hypersim_catalog_job"), defs.resolve_job_def("hypersim_scene_job")]
+    try:
+        file_config = load_run_config_file(Path(args.config)) if args.config else {}
+        validate_run_config(file_config, jobs)  # the file's own keys first, so errors name what the user wrote
+        run_config = build_run_config(file_config, run_options(args))
+        validate_run_config(run_config, jobs)
+    except RunConfigError as exc:
+        print(f"[hypersim] {exc}", file=sys.stderr)
+        return 2
+    data_root = data_root_of(run_config)
+    if "execution" in file_config:
+        print(f"[hypersim] note: the execution section of {args.config} is ignored (steps run in this process)")
+    print(f"[hypersim] run config: {describe_settings(run_config)}")
     try:
         with instance_from_env_or(data_root / ".dagster_home") as instance:
             summary = materialize(
                 defs,
                 instance,
-                source=source,
-                data_root=data_root,
                 scenes=args.scene or (),
                 all_scenes=args.all_scenes,
                 keep_going=args.keep_going,
+                run_config=run_config,
             )
     except MaterializeError as exc:
         print(f"[hypersim] materialize failed: {exc}", file=sys.stderr)
         return 1
-    _print_summary(summary, data_root.resolve())
+    except RunInterrupted as exc:
+        _exit_interrupted(exc)
+    _print_summary(summary, data_root)
+    if summary.failed_scenes:
+        print(f"[hypersim] failed scenes: {', '.join(summary.failed_scenes)}", file=sys.stderr)
     return 1 if summary.failed_scenes else 0
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _add_materialize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        help=f"Hypersim source: upstream, http(s)://, file:// or a directory (default: env {ENV_SOURCE}, else upstream)",
+    )
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help=f"data root holding raw/, dataset/ and facts/ (default: env {ENV_DATA_ROOT}, else ./hypersim-data)",
+    )
+    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scene", action="append", metavar="NAME", help="scene partition to materialise (repeatable)")
+    g.add_argument("--all-scenes", action="store_true", help="every scene partition")
+    p.add_argument("--keep-going", action="store_true", help="continue with other scenes after one fails")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="Dagster run config YAML (the launchpad's format) applied to every run; the options below override it",
+    )
+
+    ref = p.add_argument_group("the reference converter's options (prepare_dataset.py), same meaning")
+    ref.add_argument(
+        "--additional-subsamples",
+        type=_int_at_least(1),
+        nargs="*",
+        metavar="N",
+        help="also write every-N-th views and <split>_every_<N>th.txt lists (the full lists always); "
+        "default: 10, as the reference (or env HYPERSIM_SUBSAMPLES, or the --config file)",
+    )
+    workers = ref.add_mutually_exclusive_group()
+    workers.add_argument(
+        "--n-processes",
+        type=_int_at_least(0),
+        metavar="N",
+        help="conversion worker processes per scene (default: one per core; the reference's default is 1)",
+    )
+    workers.add_argument(
+        "--multiprocessing", action="store_true", help="one conversion worker process per core (= --n-processes 0)"
+    )
+    ref.add_argument(
+        "--no-tilt-shift-conversion",
+        action="store_true",
+        help="keep the tilt-shift cameras' images as rendered (datasets compatible with the reference before 0.5)",
+    )
+
+    ours = p.add_argument_group("our options")
+    ours.add_argument(
+        "--png-compression",
+        choices=("fast", "default", "small"),
+        help="PNG speed/size trade-off (default: default, within about 3%% of the reference's bytes)",
+    )
+    ours.add_argument(
+        "--members",
+        choices=("conversion", "all"),
+        help="zip members to fetch: only what the conversion reads, or every member (default: conversion)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,17 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")
-    p.add_argument("--root", help="demo folder (default: a new temporary folder)")
+    p.add_argument("--workdir", metavar="DIR", help="demo folder: mirror/ and data/ (default: a new temporary folder)")
+    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
     _add_spec_args(p, DEMO_SPEC)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("materialize", help="materialise metadata, scenes, index and views against DAGSTER_HOME")
-    p.add_argument("--source", help=f"Hypersim source (default: env {ENV_SOURCE}, else upstream)")
-    p.add_argument("--root", help=f"data root (default: env {ENV_DATA_ROOT}, else ./hypersim-data)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--scene", action="append", help="scene partition to materialise (repeatable)")
-    g.add_argument("--all-scenes", action="store_true", help="every scene partition")
-    p.add_argument("--keep-going", action="store_true", help="continue with other scenes after one fails")
+    p = sub.add_parser(
+        "materialize",
+        help="materialise metadata, scenes, index and views against DAGSTER_HOME",
+        description="Materialise the metadata, the named scenes (download and convert) and then the frame index "
+        "and subsample views, each as a run of the Dagster instance at DAGSTER_HOME (default: "
+        "<data root>/.dagster_home). Options become the runs' config (shown on each run's page) and are recorded "
+        "in dataset/creation_meta.json.",
+    )
+    _add_materialize_args(p)
     p.set_defaults(func=cmd_materialize)
     return parser
 

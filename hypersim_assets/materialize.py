@@ -1,19 +1,42 @@
 """Materialise the asset graph from the command line against a real Dagster
 instance: the metadata first (it registers the scene partitions), then each
-named scene partition, then the frame index and views."""
+named scene partition, then the frame index and views.
+
+Each run executes in a worker thread while the main thread keeps the signals: SIGINT
+or SIGTERM marks the current run canceled, frees its pool slots and ends the command
+within seconds (Dagster's own handlers would otherwise hold the signal until the step,
+or its retry wait, ends). Before each run, runs of the instance whose process is gone
+are marked failed and their pool slots freed (:mod:`hypersim_assets.stale_runs`).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
+from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
+from hypersim_assets.run_failures import Problem, run_problems, run_retries
+from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
+
+# How often a waiting command looks for dead runs that block it, and for retries to report (seconds).
+SWEEP_INTERVAL_S = 10.0
+RETRY_POLL_S = 1.0
+# Dagster's console logger prints each failure with its stack trace; the command prints
+# the underlying errors itself, so by default only critical log lines pass.
+CONSOLE_LOG_LEVEL = "CRITICAL"
 
 
 @dataclass
@@ -28,7 +51,31 @@ class MaterializeSummary:
 
 
 class MaterializeError(RuntimeError):
-    """A run failed; the message names the step and the reason."""
+    """A run failed; the message names each failed step or check and its underlying error."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class RunInterrupted(BaseException):
+    """SIGINT or SIGTERM reached the command; the current run (if any) was marked canceled and its slots freed.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int, run_id: str | None) -> None:
+        self.signum = signum
+        self.run_id = run_id
+        name = signal.Signals(signum).name
+        where = f"run {run_id} marked canceled, its pool slots freed" if run_id else "no run was in progress"
+        super().__init__(f"{name} received: {where}; re-run the same command to resume")
+
+
+class _Signalled(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def resource_run_config(source: str | None, data_root: Path | None, log_level: str = "WARNING") -> dict:
@@ -58,77 +105,199 @@ def _metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return out
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            err = event.step_failure_data.error
-            messages.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
-    return "; ".join(messages) or "run failed"
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise ``_Signalled`` in the main thread (elsewhere: unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if received:
+            return  # already stopping: let the cleanup of the first signal finish
+        received.append(signum)
+        raise _Signalled(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stop_child_processes(timeout_s: float = 2.0) -> None:
+    """Terminate the worker processes this process started (conversion pools), so none outlive it."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+
+
+def abandon_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
+    """Mark an unfinished run canceled (with ``reason``) and free every pool slot it holds or waits for."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.status not in FINISHED_STATUSES:
+        instance.report_run_canceled(run, message=reason)
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def _execute(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    run_config: Mapping[str, Any],
+    run_id: str,
+    echo_err: Callable[[str], None],
+    **kwargs: Any,
+) -> dg.ExecuteInProcessResult:
+    """Execute one run in a worker thread; the main thread waits, sweeps dead runs and takes signals."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = job.execute_in_process(
+                run_config=dict(run_config),
+                instance=instance,
+                raise_on_error=False,
+                run_id=run_id,
+                tags={PROCESS_TAG: process_tag_value()},
+                **kwargs,
+            )
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"run-{run_id[:8]}", daemon=True)
+    try:
+        thread.start()
+        next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        reported: set[int] = set()
+        poll_failed = False
+        while thread.is_alive():
+            thread.join(RETRY_POLL_S)
+            try:
+                for storage_id, retry in run_retries(instance, run_id):
+                    if storage_id not in reported:
+                        reported.add(storage_id)
+                        echo_err(f"[hypersim] {retry}")
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+                    release_dead_runs(instance, echo=echo_err)
+            except Exception as exc:  # reporting must never abandon a running run
+                if not poll_failed:
+                    echo_err(f"[hypersim] warning: could not read the instance while waiting: {exc}")
+                poll_failed = True
+    except _Signalled as sig:
+        name = signal.Signals(sig.signum).name
+        abandon_run(instance, run_id, f"Canceled: hypersim-assets received {name}.")
+        _stop_child_processes()
+        raise RunInterrupted(sig.signum, run_id) from None
+    if "error" in outcome:
+        raise MaterializeError(f"run {run_id} could not run: {outcome['error']}") from outcome["error"]
+    return outcome["result"]
 
 
 def materialize(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     *,
-    source: str | None,
-    data_root: Path | None,
+    source: str | None = None,
+    data_root: Path | None = None,
     scenes: Sequence[str] = (),
     all_scenes: bool = False,
     echo: Callable[[str], None] = print,
+    echo_err: Callable[[str], None] | None = None,
     keep_going: bool = False,
-    log_level: str = "WARNING",
+    log_level: str = CONSOLE_LOG_LEVEL,
+    run_config: Mapping[str, Any] | None = None,
 ) -> MaterializeSummary:
     """Materialise metadata, the named scenes (or all) and then the index and views.
 
-    Raises ``MaterializeError`` naming the failed step; with ``keep_going`` a
-    failed scene is recorded and the rest still run (the index then shows it).
+    ``run_config`` (launchpad format) is applied to every run; without it, one is made
+    from ``source``, ``data_root`` and ``log_level``. Raises ``MaterializeError`` naming
+    each failed step or check and its underlying error; with ``keep_going`` a failed
+    scene is recorded and the rest still run (the index then shows it). A scene whose
+    run succeeded but converted no frame counts as failed. Raises ``RunInterrupted``
+    on SIGINT/SIGTERM, after marking the current run canceled and freeing its slots.
     """
+    echo_err = echo_err or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
     summary = MaterializeSummary()
-    run_config = resource_run_config(source, data_root, log_level)
+    if run_config is None:
+        run_config = resource_run_config(source, data_root, log_level)
     catalog_job = defs.resolve_job_def("hypersim_catalog_job")
     scene_job = defs.resolve_job_def("hypersim_scene_job")
 
-    def run(job: dg.JobDefinition, label: str, **kwargs) -> dg.ExecuteInProcessResult:
+    def run(job: dg.JobDefinition, label: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        release_dead_runs(instance, echo=echo_err)
         step_started = time.monotonic()
-        echo(f"[hypersim] {label} ...")
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+        run_id = make_new_run_id()
+        echo(f"[hypersim] {label} (run {run_id}) ...")
+        result = _execute(instance, job, run_config, run_id, echo_err, **kwargs)
         summary.run_ids.append(result.run_id)
         if not result.success:
-            raise MaterializeError(f"{label} failed (run {result.run_id}): {_failure_message(result)}")
+            problems = run_problems(instance, result.run_id)
+            lines = "\n".join(f"  {p}" for p in problems) or "  (no failed step recorded)"
+            raise MaterializeError(
+                f"{label} failed after {time.monotonic() - step_started:.1f} s (run {result.run_id}):\n{lines}",
+                problems,
+            )
         summary.asset_metadata.update(_metadata_of(result))
         echo(f"[hypersim] {label} done in {time.monotonic() - step_started:.1f} s")
         return result
 
-    run(catalog_job, "metadata", asset_selection=[dg.AssetKey("hypersim_metadata")])
-    known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
-    if all_scenes:
-        wanted = sorted(known)
-    else:
-        unknown = [s for s in scenes if s not in known]
-        if unknown:
-            raise MaterializeError(
-                f"unknown scene(s) {', '.join(unknown)}: not in the public release of this source's metadata "
-                f"({len(known)} scenes known, e.g. {', '.join(sorted(known)[:3])})"
-            )
-        wanted = list(scenes)
-    for i, scene in enumerate(wanted, 1):
+    with _signals_raise():
         try:
-            run(scene_job, f"scene {scene} ({i}/{len(wanted)}): download and convert", partition_key=scene)
-            summary.scenes.append(scene)
-        except MaterializeError as exc:
-            if not keep_going:
-                raise
-            summary.failed_scenes[scene] = str(exc)
-            echo(f"[hypersim] {exc}")
-    run(
-        catalog_job,
-        "frame index and subsample views",
-        asset_selection=[dg.AssetKey("frame_index"), dg.AssetKey("subsample_views")],
-    )
+            run(catalog_job, "metadata", asset_selection=[dg.AssetKey("hypersim_metadata")])
+            known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
+            if all_scenes:
+                wanted = sorted(known)
+            else:
+                unknown = [s for s in scenes if s not in known]
+                if unknown:
+                    raise MaterializeError(
+                        f"unknown scene(s) {', '.join(unknown)}: not in the public release of this source's metadata "
+                        f"({len(known)} scenes known, e.g. {', '.join(sorted(known)[:3])})"
+                    )
+                wanted = list(scenes)
+            for i, scene in enumerate(wanted, 1):
+                try:
+                    result = run(
+                        scene_job, f"scene {scene} ({i}/{len(wanted)}): download and convert", partition_key=scene
+                    )
+                    _require_a_converted_frame(instance, result, scene)
+                    summary.scenes.append(scene)
+                except MaterializeError as exc:
+                    if not keep_going:
+                        raise
+                    summary.failed_scenes[scene] = str(exc)
+                    echo_err(f"[hypersim] {exc}")
+            run(
+                catalog_job,
+                "frame index and subsample views",
+                asset_selection=[dg.AssetKey("frame_index"), dg.AssetKey("subsample_views")],
+            )
+        except _Signalled as sig:  # between runs
+            raise RunInterrupted(sig.signum, None) from None
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _require_a_converted_frame(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult, scene: str) -> None:
+    """Raise MaterializeError when the scene's run converted no frame (every frame missing or failed)."""
+    metadata = _metadata_of(result).get(f"converted_scene[{scene}]")
+    if metadata is None or metadata.get("frames_converted", 1) > 0:
+        return
+    problems = [p for p in run_problems(instance, result.run_id) if "frames_converted" in p.where]
+    lines = "\n".join(f"  {p}" for p in problems)
+    raise MaterializeError(
+        f"scene {scene}: no frame converted ({metadata.get('frames_input_missing', 0)} input missing, "
+        f"{metadata.get('frames_failed', 0)} failed; run {result.run_id})" + (f":\n{lines}" if lines else ""),
+        problems,
+    )
 
 
 def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:

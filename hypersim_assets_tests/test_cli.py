@@ -40,7 +40,7 @@ def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     home = root / "dagster_home"
     home.mkdir()
-    proc = _run(["demo", "--root", str(root), *SMALL], {"DAGSTER_HOME": str(home)}, cwd=root)
+    proc = _run(["demo", "--workdir", str(root), *SMALL], {"DAGSTER_HOME": str(home)}, cwd=root)
     return root, home, proc
 
 
@@ -91,7 +91,7 @@ def test_materialize_without_scenes_builds_catalog_only(tmp_path):
     home.mkdir()
     data = tmp_path / "data"
     proc = _run(
-        ["materialize", "--source", str(mirror), "--root", str(data)], {"DAGSTER_HOME": str(home)}, cwd=tmp_path
+        ["materialize", "--source", str(mirror), "--data-root", str(data)], {"DAGSTER_HOME": str(home)}, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     index = pd.read_parquet(dataset_dir(data) / "frame_index.parquet")
@@ -101,9 +101,39 @@ def test_materialize_without_scenes_builds_catalog_only(tmp_path):
 
     # A scene that is not in the metadata: clear error, non-zero exit.
     proc = _run(
-        ["materialize", "--source", str(mirror), "--root", str(data), "--scene", "ai_999_999"],
+        ["materialize", "--source", str(mirror), "--data-root", str(data), "--scene", "ai_999_999"],
         {"DAGSTER_HOME": str(home)},
         cwd=tmp_path,
     )
     assert proc.returncode != 0
     assert "ai_999_999" in proc.stderr and "unknown scene" in proc.stderr
+
+
+def test_root_is_a_deprecated_alias_of_each_commands_own_name(capsys):
+    from hypersim_assets.cli import _deprecated_alias, build_parser, run_options
+
+    args = build_parser().parse_args(["materialize", "--root", "/data/hs"])
+    assert run_options(args).data_root == "/data/hs"
+    assert "`materialize --root` is deprecated; use `materialize --data-root`" in capsys.readouterr().err
+    args = build_parser().parse_args(["materialize", "--root", "/old", "--data-root", "/new"])
+    assert run_options(args).data_root == "/new"
+    args = build_parser().parse_args(["demo", "--root", "/tmp/demo"])
+    assert _deprecated_alias(args, "workdir", "root", "demo") == "/tmp/demo"
+    assert "use `demo --workdir`" in capsys.readouterr().err
+
+
+def test_reference_options_parse_to_run_options():
+    from hypersim_assets.cli import build_parser, run_options
+
+    parse = build_parser().parse_args
+    opts = run_options(parse(["materialize", "--additional-subsamples", "2", "5", "--n-processes", "8"]))
+    assert (opts.additional_subsamples, opts.workers, opts.tilt_shift) == ((2, 5), 8, None)
+    opts = run_options(
+        parse(["materialize", "--additional-subsamples", "--multiprocessing", "--no-tilt-shift-conversion"])
+    )
+    assert (opts.additional_subsamples, opts.workers, opts.tilt_shift) == ((), 0, False)
+    opts = run_options(parse(["materialize"]))
+    assert opts.additional_subsamples is None and opts.workers is None and opts.png_compression is None
+    for bad in (["--n-processes", "2", "--multiprocessing"], ["--additional-subsamples", "0"], ["--members", "globs"]):
+        with pytest.raises(SystemExit):
+            parse(["materialize", *bad])

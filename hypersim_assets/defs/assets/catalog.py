@@ -14,7 +14,7 @@ from hypersim_assets.catalog.provenance import append_creation_meta
 from hypersim_assets.catalog.subsample_views import write_views
 from hypersim_assets.defs.assets.conversion import converted_scene
 from hypersim_assets.defs.assets.raw import hypersim_metadata
-from hypersim_assets.defs.resources import CatalogResource, ConversionResource, HypersimResource
+from hypersim_assets.defs.resources import CatalogResource, ConversionResource, DownloadResource, HypersimResource
 
 GROUP = "hypersim_catalog"
 
@@ -91,6 +91,7 @@ def subsample_views(
     hypersim: HypersimResource,
     catalog: CatalogResource,
     conversion: ConversionResource,
+    download: DownloadResource,
 ) -> dg.MaterializeResult:
     """Every-N-th-frame views (per split as the reference, and per trajectory) as Parquet, plus the reference's split text lists of frames on disk."""
     dataset_root = hypersim.dataset_root()
@@ -104,6 +105,8 @@ def subsample_views(
             "subsamples": list(subsamples),
             "tilt_shift": conversion.tilt_shift,
             "png_compression": conversion.png_compression,
+            "n_processes": conversion.workers,
+            "members": download.members,
         },
     )
     return dg.MaterializeResult(

@@ -1,0 +1,185 @@
+"""The run config the command line hands to every run it launches: a launchpad-format
+YAML file (``--config``) overlaid with the command's options, validated against the
+jobs' run config schema before any run starts."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
+from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env
+
+# Top-level sections of a launchpad run config that the command line passes on. ``execution``
+# is dropped: the command runs every step in its own process, whatever the file says.
+IGNORED_SECTIONS = ("execution",)
+
+
+class RunConfigError(ValueError):
+    """A run config file that cannot be read, or a run config the jobs' schema rejects."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The command line's run options; ``None`` means "not given" (the file, then the default, decides).
+
+    ``additional_subsamples`` are the reference's every-N-th values besides 1 (the full
+    split lists are always written); ``workers`` is conversion worker processes per scene
+    (0 = one per core).
+    """
+
+    source: str | None = None
+    data_root: str | None = None
+    additional_subsamples: tuple[int, ...] | None = None
+    workers: int | None = None
+    tilt_shift: bool | None = None
+    png_compression: str | None = None
+    members: str | None = None
+
+
+def load_run_config_file(path: Path) -> dict[str, Any]:
+    """The run config in a YAML file, as a dict (an empty file gives ``{}``).
+
+    Raises RunConfigError naming the file (and the line, for a YAML syntax error) when it
+    is missing, is not YAML, or does not hold a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunConfigError(f"run config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RunConfigError(f"run config file {path} is not valid YAML: {_yaml_problem(exc)}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunConfigError(
+            f"run config file {path} holds a {type(data).__name__}, not a mapping of sections "
+            "(resources, loggers, ops) as in the launchpad"
+        )
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The problem of a YAML error with its line and column (1-based), and what was being parsed where."""
+
+    def at(mark: yaml.Mark | None) -> str:
+        return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+    problem = getattr(exc, "problem", None)
+    if problem is None:
+        return str(exc)
+    text = f"{problem}{at(getattr(exc, 'problem_mark', None))}"
+    context = getattr(exc, "context", None)
+    if context:
+        text += f" ({context}{at(getattr(exc, 'context_mark', None))})"
+    return text
+
+
+def _config_value(value: Any) -> Any:
+    """A run config value with Dagster's ``{env: NAME}`` form resolved."""
+    if isinstance(value, Mapping) and set(value) == {"env"}:
+        return os.environ.get(str(value["env"]))
+    return value
+
+
+def _resource_block(run_config: dict[str, Any], resource: str) -> dict[str, Any]:
+    """``run_config["resources"][resource]["config"]``, created where missing."""
+    resources = run_config.setdefault("resources", {})
+    block = resources.setdefault(resource, {})
+    if block.get("config") is None:
+        block["config"] = {}
+    return block["config"]
+
+
+def _file_value(file_config: Mapping[str, Any], resource: str, field: str) -> Any:
+    block = ((file_config.get("resources") or {}).get(resource) or {}).get("config") or {}
+    return _config_value(block.get(field)) if isinstance(block, Mapping) else None
+
+
+def build_run_config(
+    file_config: Mapping[str, Any] | None, options: RunOptions, log_level: str = "CRITICAL"
+) -> dict[str, Any]:
+    """The run config for every run of one command: the file's, then each given option on top.
+
+    Source, data root and subsample values are always written (option, else file, else
+    ``HYPERSIM_SOURCE`` / ``HYPERSIM_DATA_ROOT`` / ``HYPERSIM_SUBSAMPLES``, else the
+    defaults), so a run's page shows where its data came from and went. The console log
+    level is the file's, else ``log_level``.
+    """
+    run_config = copy.deepcopy(dict(file_config or {}))
+    for section in IGNORED_SECTIONS:
+        run_config.pop(section, None)
+
+    hypersim = _resource_block(run_config, "hypersim")
+    if options.source is not None:
+        hypersim["source"] = options.source
+    elif _config_value(hypersim.get("source")) is None:
+        hypersim["source"] = os.environ.get(ENV_SOURCE) or UPSTREAM
+    if options.data_root is not None:
+        hypersim["data_root"] = str(Path(options.data_root).expanduser().resolve())
+    elif _config_value(hypersim.get("data_root")) is None:
+        hypersim["data_root"] = str(data_root_from_env().resolve())
+
+    catalog = _resource_block(run_config, "catalog")
+    if options.additional_subsamples is not None:
+        catalog["subsamples"] = sorted({1, *options.additional_subsamples})
+    elif not _config_value(catalog.get("subsamples")):
+        catalog["subsamples"] = list(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+
+    conversion_fields = {
+        "workers": options.workers,
+        "tilt_shift": options.tilt_shift,
+        "png_compression": options.png_compression,
+    }
+    for field, value in conversion_fields.items():
+        if value is not None:
+            _resource_block(run_config, "conversion")[field] = value
+    if options.members is not None:
+        _resource_block(run_config, "download")["members"] = options.members
+
+    console = run_config.setdefault("loggers", {}).setdefault("console", {})
+    if console.get("config") is None:
+        console["config"] = {}
+    console["config"].setdefault("log_level", log_level)
+    return run_config
+
+
+def data_root_of(run_config: Mapping[str, Any]) -> Path:
+    """The data root a run config names (``HYPERSIM_DATA_ROOT`` / the default when it names none)."""
+    value = _config_value(_file_value(run_config, "hypersim", "data_root"))
+    return Path(value).expanduser().resolve() if value else data_root_from_env().resolve()
+
+
+def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> None:
+    """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds."""
+    problems: dict[str, list[str]] = {}  # message -> the jobs that reject it
+    for job in jobs:
+        try:
+            dg.validate_run_config(job, dict(run_config))
+        except dg.DagsterInvalidConfigError as exc:
+            for error in exc.errors:
+                problems.setdefault(error.message, []).append(job.name)
+    if problems:
+        lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]
+        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(lines))
+
+
+def describe_settings(run_config: Mapping[str, Any]) -> str:
+    """One line naming the run config values this command sets, for the console."""
+    resources = run_config.get("resources") or {}
+    parts = []
+    for resource in ("hypersim", "catalog", "conversion", "download"):
+        block = (resources.get(resource) or {}).get("config") or {}
+        for key, value in block.items():
+            parts.append(f"{resource}.{key}={value}")
+    return ", ".join(parts)
