@@ -96,6 +96,8 @@ def facts_frame(frames: list[tuple[str, str, int]], status: str = STATUS_CONVERT
             row.update(
                 rotation_valid=True,
                 nan_pixels=0,
+                depth_inf_pixels=0,
+                depth_negative_pixels=0,
                 void_fraction=0.25,
                 depth_min_mm=500,
                 depth_max_mm=9000,
