@@ -49,15 +49,10 @@ def _run_failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
 
 
 def _latest_failed_run(instance: dg.DagsterInstance, partition: str) -> str | None:
-    newest: tuple[int, str] | None = None
-    for key in (RAW_KEY, CONVERTED_KEY):
-        result = instance.fetch_failed_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-        )
-        for record in result.records:
-            if newest is None or record.storage_id > newest[0]:
-                newest = (record.storage_id, record.event_log_entry.run_id)
-    return newest[1] if newest else None
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/partition": partition}, statuses=[dg.DagsterRunStatus.FAILURE]), limit=1
+    )
+    return runs[0].dagster_run.run_id if runs else None
 
 
 def scene_failures(instance: dg.DagsterInstance, partitions: Sequence[str]) -> dict[str, str]:

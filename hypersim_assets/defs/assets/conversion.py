@@ -90,7 +90,7 @@ def converted_scene(
             settings,
             workers=conversion.worker_count(),
             executor=executor,
-            holder=f"run {context.run_id}",  # named in the error of a second writer that waits in vain
+            holder=f"run {context.run.run_id}",  # named in the error of a second writer that waits in vain
         )
     seconds = time.monotonic() - started
     facts_file = write_scene_facts(hypersim.root(), scene, facts)
