@@ -18,7 +18,6 @@ import pytest
 from hypersim_assets.common.file_lock import LockTimeout, exclusive_lock, pid_alive
 from hypersim_assets.convert.frame_conversion import STATE_DIR, ConversionSettings
 from hypersim_assets.convert.scene_conversion import (
-    LOCK_NAME,
     conversion_lock_path,
     convert_scene,
     remove_stale_temp_files,
@@ -43,10 +42,7 @@ def _frames():
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    """Every file's bytes, except the lock file (it records who held it last)."""
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != LOCK_NAME
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_executors_and_progress_give_the_same_files(scene_dir, tmp_path):
@@ -151,6 +147,7 @@ def test_conversion_waits_for_the_scene_lock_then_names_the_holder(scene_dir, tm
     message = str(info.value)
     assert f"scene {SCENE}" in message and f"pid {os.getpid()}" in message and "run 1234abcd" in message
     assert not (tmp_path / "train").exists()  # nothing written while another writer held the scene
+    assert conversion_lock_path(tmp_path, SCENE).read_bytes() == b""  # released: no holder recorded
     facts = convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), tmp_path, lock_timeout_s=0.3)
     assert [f.status for f in facts] == ["converted"] * FRAMES
 

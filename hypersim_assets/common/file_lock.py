@@ -45,7 +45,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def describe_holder(path: Path) -> str:
-    """Who holds (or last held) the lock at ``path``, from what the holder wrote into it."""
+    """Who holds the lock at ``path``, from what the holder wrote into it."""
     try:
         info = json.loads(Path(path).read_text() or "{}")
     except (OSError, ValueError):
@@ -61,7 +61,8 @@ def describe_holder(path: Path) -> str:
 def exclusive_lock(path: Path, timeout_s: float | None, label: str = "", what: str = "") -> Iterator[None]:
     """Hold ``path`` exclusively (``flock``), waiting at most ``timeout_s`` seconds (None: forever).
 
-    While held, the file records this process (pid, host, start, ``label``). On timeout
+    While held, the file records this process (pid, host, start, ``label``); it is emptied
+    on release (a holder killed with SIGKILL leaves its record, which then names the last holder). On timeout
     :class:`LockTimeout` says ``what`` is locked and by whom. The file stays in place
     (removing it would let a waiter lock an unlinked inode).
     """
@@ -84,6 +85,9 @@ def exclusive_lock(path: Path, timeout_s: float | None, label: str = "", what: s
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "label": label}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
-        yield
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released: nobody holds it (and an idle lock file is always the same empty file)
     finally:
         os.close(fd)  # also releases the lock
