@@ -202,8 +202,9 @@ def test_failed_scenes_mark_frames_without_facts_failed_with_reason(tmp_path):
     assert (others["status"] == "pending").all() and others["reason"].isna().all()
 
 
-def test_index_reads_back_as_readme_shows_with_integer_and_boolean_dtypes(tmp_path):
+def test_index_reads_back_as_readme_shows_with_integer_and_boolean_dtypes(tmp_path, monkeypatch):
     """Exactly the README's reads: integer and boolean columns stay integers and booleans."""
+    monkeypatch.chdir(tmp_path)
     tables = synthetic_tables(tmp_path)
     facts = pd.concat(
         [
@@ -214,8 +215,10 @@ def test_index_reads_back_as_readme_shows_with_integer_and_boolean_dtypes(tmp_pa
     )
     root = tmp_path / "hypersim-data" / "dataset"
     write_parquet_atomic(build_frame_index(tables, facts), root / INDEX_FILE)
-    index = pd.read_parquet(tmp_path / "hypersim-data/dataset/frame_index.parquet")
-    train = pd.read_parquet(tmp_path / "hypersim-data/dataset/frame_index.parquet", filters=[("split", "==", "train")])
+    index = pd.read_parquet("hypersim-data/dataset/frame_index.parquet")
+    train = pd.read_parquet("hypersim-data/dataset/frame_index.parquet", filters=[("split", "==", "train")])
+    kitchens = train[(train.scene_class == "Kitchen") & (train.status == "converted") & (train.void_fraction < 0.05)]
+    assert len(kitchens) == 0  # the one converted frame is a bathroom with a quarter void
     for df in (index, train):
         for name, field_type in ((f.name, f.type) for f in INDEX_SCHEMA):
             if pa.types.is_integer(field_type):
