@@ -166,8 +166,7 @@ def test_planted_faults_ui_schedule_and_index_agree(tmp_path):
             scene_corrupt: "incomplete",
             scene_clean: "outputs_missing",
             scene_gone: "failed",
-            "ai_999_999": "missing",
-        }
+        }  # never the invented key
         by_scene = {r.partition_key: r for r in requests}
         assert str(png.relative_to(data / "dataset")) in by_scene[scene_clean].tags["hypersim/problem"]
 

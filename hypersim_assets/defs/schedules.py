@@ -9,6 +9,7 @@ partitions that need work, never for ones already queued or running:
   (a deleted or re-sized output file, missing facts: :mod:`hypersim_assets.catalog.scene_outputs`).
 
 Each tick stats every output file of the converted scenes (see the README for its cost).
+Partition keys the metadata does not know (added by hand in the UI) are never requested.
 """
 
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.catalog.scene_outputs import SceneDiskState, disk_states
@@ -111,20 +113,12 @@ def _runs_by_partition(instance: dg.DagsterInstance) -> tuple[set[str], dict[str
     return in_flight, last_run
 
 
-def _disk_states(
-    context: dg.ScheduleEvaluationContext, hypersim: HypersimResource, scenes: list[str]
-) -> dict[str, SceneDiskState]:
-    if not scenes:
-        return {}
+def _read_splits(context: dg.ScheduleEvaluationContext, hypersim: HypersimResource) -> pd.DataFrame | None:
     try:
-        splits = md.read_metadata(hypersim.raw_root(), camera_parameters=False).splits
+        return md.read_metadata(hypersim.raw_root(), camera_parameters=False).splits
     except (OSError, ValueError) as exc:  # metadata gone or unreadable: the metadata asset will say why
-        context.log.warning(f"disk not checked: metadata unreadable at {hypersim.raw_root()}: {exc}")
-        return {}
-    started = time.monotonic()
-    states = disk_states(hypersim.root(), scenes, splits)
-    context.log.info(f"checked the outputs of {len(scenes)} converted scenes in {time.monotonic() - started:.2f} s")
-    return states
+        context.log.warning(f"metadata unreadable at {hypersim.raw_root()}: {exc}")
+        return None
 
 
 @dg.schedule(
@@ -139,6 +133,15 @@ def scene_backfill_schedule(context: dg.ScheduleEvaluationContext, hypersim: Hyp
     partitions = sorted(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
     if not partitions:
         return dg.SkipReason("no scene partitions yet: materialise hypersim_metadata first")
+    splits = _read_splits(context, hypersim)
+    if splits is not None:
+        # A key the metadata does not know (added by hand) is never requested; materialising
+        # hypersim_metadata removes it.
+        known = set(md.public_scenes(splits))
+        unknown = [p for p in partitions if p not in known]
+        if unknown:
+            context.log.warning(f"not requesting {len(unknown)} partition(s) unknown to the metadata: {unknown[:20]}")
+        partitions = [p for p in partitions if p in known]
     status = partition_status(instance, CONVERTED_KEY, partitions)
     versions = _latest_code_versions(instance, {p for p, s in status.items() if s == "MATERIALIZED"})
     in_flight, last_run = _runs_by_partition(instance)
@@ -147,7 +150,13 @@ def scene_backfill_schedule(context: dg.ScheduleEvaluationContext, hypersim: Hyp
         for p in partitions
         if status.get(p) == "MATERIALIZED" and versions.get(p) in (None, CONVERTER_VERSION) and p not in in_flight
     ]
-    disk = _disk_states(context, hypersim, current)
+    disk: dict[str, SceneDiskState] = {}
+    if splits is not None and current:
+        started = time.monotonic()
+        disk = disk_states(hypersim.root(), current, splits)
+        context.log.info(
+            f"checked the outputs of {len(current)} converted scenes in {time.monotonic() - started:.2f} s"
+        )
     work = partitions_needing_work(partitions, status, versions, CONVERTER_VERSION, in_flight, last_run, disk)
     if not work:
         return dg.SkipReason(f"all {len(partitions)} scene partitions are converted, complete and on disk")
