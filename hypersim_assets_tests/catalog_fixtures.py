@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,11 @@ from hypersim_assets.catalog.metadata import MetadataTables
 from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_CONVERTED
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
+# ../shared/hypersim-reference beside the repository, or where HYPERSIM_REFERENCE points
+# (a git worktree sits one folder deeper than the clone it came from).
+REFERENCE = Path(
+    os.environ.get("HYPERSIM_REFERENCE") or Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
+)
 REAL_METADATA = REFERENCE / "metadata"
 
 
@@ -96,6 +101,8 @@ def facts_frame(frames: list[tuple[str, str, int]], status: str = STATUS_CONVERT
             row.update(
                 rotation_valid=True,
                 nan_pixels=0,
+                depth_inf_pixels=0,
+                depth_negative_pixels=0,
                 void_fraction=0.25,
                 depth_min_mm=500,
                 depth_max_mm=9000,

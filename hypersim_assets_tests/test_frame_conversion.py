@@ -171,3 +171,40 @@ def test_corrupt_or_rejected_input_fails_the_frame_and_writes_nothing(tmp_path):
     facts = convert_frame(sd, SCENE, "cam_00", 1, "train", "Office", camera_params(8, 8), tmp_path / "out")
     assert facts.status == "failed" and "LabelError" in facts.reason
     assert not (tmp_path / "out").exists()
+
+
+def test_errors_that_are_not_bad_input_fail_loudly(tmp_path):
+    """Only bad input becomes a ``failed`` frame; a metadata or machine problem raises."""
+    sd = write_scene(tmp_path / "raw", frames=1, height=8, width=8)
+    params = camera_params(8, 8)
+    del params["M_cam_from_uv_00"]  # the camera-parameters row, not the frame, is wrong
+    with pytest.raises(ValueError, match="M_cam_from_uv_00"):
+        convert_frame(sd, SCENE, "cam_00", 0, "train", "Office", params, tmp_path / "out")
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_bytes(b"")  # the dataset root cannot be created: an OS error, not the frame's fault
+    with pytest.raises(OSError):
+        convert_frame(sd, SCENE, "cam_00", 0, "train", "Office", camera_params(8, 8), blocked / "out")
+
+
+def test_infinite_and_negative_depth_are_counted_and_written_as_the_reference_does(tmp_path):
+    import h5py
+
+    sd = write_scene(tmp_path / "raw", frames=1, height=H, width=W)
+    depth_file = sd / "images/scene_cam_00_geometry_hdf5/frame.0000.depth_meters.hdf5"
+    with h5py.File(depth_file, "r") as f:
+        distance = f["dataset"][()]
+    distance[5, 5:8] = np.inf
+    distance[6, 5] = -np.inf
+    distance[30, 40:44] = -2.5
+    with h5py.File(depth_file, "w") as f:
+        f.create_dataset("dataset", data=distance)
+    facts = convert_frame(sd, SCENE, "cam_00", 0, "train", "Office", camera_params(H, W), tmp_path / "out")
+    assert facts.status == "converted"
+    assert (facts.depth_inf_pixels, facts.depth_negative_pixels) == (4, 4)
+    # The pixels: the reference's nan_to_num (inf -> float16 max), then z * 1000 cast to uint16.
+    M = reprojection.m_cam_from_uv(camera_params(H, W))
+    ref_distance = np.nan_to_num(distance, nan=0.0)
+    pts = reprojection.camera_points(reprojection.flipped_ray_columns(reprojection.unit_rays(M, H, W)), ref_distance)
+    rep = reprojection.reprojection(pts, reprojection.pinhole_intrinsics(M), H, W)
+    depth_png = _read(tmp_path / "out" / frame_output_paths("train", SCENE, "cam_00", 0)["depth"])[1]
+    assert np.array_equal(depth_png, rep.apply(D.depth_mm_from_z(pts[2].reshape(H, W))))

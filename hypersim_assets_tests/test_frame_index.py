@@ -19,7 +19,7 @@ from hypersim_assets.catalog.frame_index import (
     missing_frame_files,
     write_parquet_atomic,
 )
-from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_INPUT_MISSING
+from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_FAILED, STATUS_INPUT_MISSING
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths
 from hypersim_assets_tests.catalog_fixtures import (
     facts_frame,
@@ -27,6 +27,8 @@ from hypersim_assets_tests.catalog_fixtures import (
     synthetic_tables,
     write_converted_files,
 )
+
+FRAME_PATH_COLUMNS = [c for m, c in PATH_COLUMNS.items() if not m.endswith("_intrinsics")]
 
 
 def test_real_index_rows_status_and_order():
@@ -88,7 +90,10 @@ def test_partial_conversion_status_paths_and_facts(tmp_path):
     assert converted["converter_version"] == "test-1"
     missing = df.loc[("ai_002_001", "cam_00", 2)]
     assert missing["status"] == "input_missing" and missing["reason"] == "missing member"
-    assert missing["split"] == "valid" and missing["path_rgb"] == "valid/rgb/ai_002_001/cam_00/0002.png"
+    # Upstream lacks its files: no output will ever exist, so the index names none (the
+    # trajectory's intrinsics, shared with its converted frames, keep their path).
+    assert missing["split"] == "valid" and all(pd.isna(missing[c]) for c in FRAME_PATH_COLUMNS)
+    assert missing["path_depth_intrinsics"] == "valid/depth_intrinsics/ai_002_001/cam_00.json"
     excluded = df.loc[("ai_001_001", "cam_00", 3)]
     assert excluded["status"] == "excluded" and excluded["reason"] == "CONTENT FLAGGED FOR REMOVAL"
     assert pd.isna(excluded["split"]) and pd.isna(excluded["path_depth"]) and pd.isna(excluded["fx"])
@@ -180,3 +185,52 @@ def test_files_present_and_missing(tmp_path):
     assert keys == {"ai_001_001/cam_01/0000"}
     rows = (df["stem"].isin(["ai_001_001/cam_01/0000", "ai_001_001/cam_01/0001"])).to_numpy()
     assert missing_frame_files(df, root, rows) == ["train/depth/ai_001_001/cam_01/0001.png"]
+
+
+def test_failed_scenes_mark_frames_without_facts_failed_with_reason(tmp_path):
+    tables = synthetic_tables(tmp_path)
+    facts = facts_frame([("ai_001_001", "cam_00", 0)])
+    reason = "raw_scene failed: scene ai_001_001: not found at http://127.0.0.1/scenes/ai_001_001.zip"
+    df = build_frame_index(tables, facts, scene_failures={"ai_001_001": reason, "ai_404_404": "no such scene"})
+    df = df.to_pandas()
+    scene = df[(df["scene"] == "ai_001_001") & df["included_in_public_release"]]
+    kept = scene["frame_id"].eq(0) & scene["camera"].eq("cam_00")
+    assert (scene.loc[kept, "status"] == "converted").all()  # files an earlier run wrote stay what they are
+    assert (scene.loc[~kept, "status"] == STATUS_FAILED).all() and (scene.loc[~kept, "reason"] == reason).all()
+    assert (df.loc[df["scene"] == "ai_001_001", "status"] != "pending").all()
+    others = df[(df["scene"] != "ai_001_001") & df["included_in_public_release"]]
+    assert (others["status"] == "pending").all() and others["reason"].isna().all()
+
+
+def test_index_reads_back_as_readme_shows_with_integer_and_boolean_dtypes(tmp_path, monkeypatch):
+    """Exactly the README's reads: integer and boolean columns stay integers and booleans."""
+    monkeypatch.chdir(tmp_path)
+    tables = synthetic_tables(tmp_path)
+    facts = pd.concat(
+        [
+            facts_frame([("ai_001_001", "cam_01", 0)], nan_pixels=3, depth_inf_pixels=2, depth_negative_pixels=1),
+            facts_frame([("ai_002_001", "cam_00", 2)], status=STATUS_INPUT_MISSING),
+        ],
+        ignore_index=True,
+    )
+    root = tmp_path / "hypersim-data" / "dataset"
+    write_parquet_atomic(build_frame_index(tables, facts), root / INDEX_FILE)
+    index = pd.read_parquet("hypersim-data/dataset/frame_index.parquet")
+    train = pd.read_parquet("hypersim-data/dataset/frame_index.parquet", filters=[("split", "==", "train")])
+    kitchens = train[(train.scene_class == "Kitchen") & (train.status == "converted") & (train.void_fraction < 0.05)]
+    assert len(kitchens) == 0  # the one converted frame is a bathroom with a quarter void
+    for df in (index, train):
+        for name, field_type in ((f.name, f.type) for f in INDEX_SCHEMA):
+            if pa.types.is_integer(field_type):
+                assert pd.api.types.is_integer_dtype(df[name].dtype), (name, df[name].dtype)
+            elif pa.types.is_boolean(field_type):
+                assert pd.api.types.is_bool_dtype(df[name].dtype), (name, df[name].dtype)
+    row = index.set_index("stem").loc["ai_001_001/cam_01/0000"]
+    assert (row["nan_pixels"], row["depth_inf_pixels"], row["depth_negative_pixels"]) == (3, 2, 1)
+    pending = index.set_index("stem").loc["ai_001_001/cam_01/0001"]
+    assert pd.isna(pending["nan_pixels"]) and pd.isna(pending["rotation_valid"])
+    todo = index[index.status.isin(["pending", "failed", "input_missing"])]
+    assert "ai_002_001/cam_00/0002" in set(todo["stem"])
+    counts = index.groupby(["split", "status"], observed=True).size().unstack(fill_value=0)
+    assert counts.loc["train", "converted"] == 1 and counts.loc["valid", "input_missing"] == 1
+    assert (index.loc[index["status"] == "converted", "rotation_valid"] == True).all()  # noqa: E712

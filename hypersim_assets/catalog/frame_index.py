@@ -8,18 +8,28 @@ in the split CSV, which is the order the reference subsamples in.
 
 Status: ``excluded`` (not in the public release: no split, never converted, no
 paths), else the facts' status (``converted``/``input_missing``/``failed``), else
-``pending``. ``split`` uses the reference's names (``train``/``valid``/``test``).
-Paths are relative to the dataset folder, as :mod:`hypersim_assets.common.layout` names
-them, for every included frame whether converted or not.
+``failed`` with the failure's reason when the scene's latest download or conversion
+failed (``scene_failures``), else ``pending``. ``split`` uses the reference's names
+(``train``/``valid``/``test``). Paths are relative to the dataset folder, as
+:mod:`hypersim_assets.common.layout` names them, for every included frame that has or
+may get outputs: null for excluded frames and for ``input_missing`` ones (upstream lacks
+their files, so they never will).
 Units: as in :mod:`hypersim_assets.common.frame_facts` (depth in mm, intrinsics
 normalised by image size, position in metres); ``width_px``/``height_px`` from the
 camera-parameters file.
+
+Dtypes as read back by ``pd.read_parquet`` with default arguments: integer and boolean
+columns that are null for frames without facts (``rotation_valid``, ``nan_pixels``,
+``depth_*``, ``instance_count``, ``output_bytes``, ``width_px``, ``height_px``) come back
+as pandas' nullable ``UInt16``/``UInt32``/``boolean`` (``<NA>`` where unknown), because the
+file carries pandas metadata naming those dtypes; the other integer and boolean columns
+never hold nulls and come back as numpy integers and booleans.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +46,8 @@ from hypersim_assets.common.frame_facts import (
     FACTS_DIR,
     FACTS_SCHEMA,
     STATUS_EXCLUDED,
+    STATUS_FAILED,
+    STATUS_INPUT_MISSING,
     STATUS_PENDING,
     STATUSES,
 )
@@ -97,6 +109,8 @@ INDEX_SCHEMA = pa.schema(
     + [
         ("rotation_valid", pa.bool_()),
         ("nan_pixels", pa.uint32()),
+        ("depth_inf_pixels", pa.uint32()),  # upstream distance +-inf; pixels written as the reference does
+        ("depth_negative_pixels", pa.uint32()),  # upstream distance finite and < 0; likewise
         ("void_fraction", pa.float32()),
         ("depth_min_mm", pa.uint16()),
         ("depth_max_mm", pa.uint16()),
@@ -107,6 +121,31 @@ INDEX_SCHEMA = pa.schema(
         ("converter_version", _dict(pa.int8())),
     ]
 )
+
+# Integer/boolean columns that are null where a frame has no facts (or no camera parameters):
+# read back as pandas' nullable dtypes, named in the file's pandas metadata.
+NULLABLE_COLUMNS: tuple[str, ...] = (
+    "width_px",
+    "height_px",
+    "rotation_valid",
+    "nan_pixels",
+    "depth_inf_pixels",
+    "depth_negative_pixels",
+    "depth_min_mm",
+    "depth_max_mm",
+    "instance_count",
+    "output_bytes",
+)
+
+
+def _pandas_metadata() -> dict[bytes, bytes]:
+    """Schema metadata telling ``pd.read_parquet`` to read NULLABLE_COLUMNS as nullable integers/booleans."""
+    nullable = {pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    empty = pd.DataFrame(
+        {name: pd.array([], dtype=nullable[INDEX_SCHEMA.field(name).type]) for name in NULLABLE_COLUMNS}
+    )
+    return dict(pa.Schema.from_pandas(empty, preserve_index=False).metadata)
+
 
 _FACT_VALUE_COLUMNS: tuple[str, ...] = tuple(
     n
@@ -217,13 +256,20 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def build_frame_index(tables: MetadataTables, facts: pd.DataFrame | pa.Table | None = None) -> pa.Table:
+def build_frame_index(
+    tables: MetadataTables,
+    facts: pd.DataFrame | pa.Table | None = None,
+    scene_failures: Mapping[str, str] | None = None,
+) -> pa.Table:
     """The frame index in INDEX_SCHEMA: one row per row of ``tables.splits``.
 
     ``facts``: per-frame facts in FACTS_SCHEMA (DataFrame or Arrow table, may be
     empty or None). Facts of excluded frames and of frames absent from the metadata
     are ignored (the latter counted in the schema metadata ``unmatched_facts``);
     two facts rows for one frame, or an unknown status, raise ValueError.
+    ``scene_failures``: scene -> reason for scenes whose latest download or conversion
+    failed; their included frames without facts become ``failed`` with that reason
+    (frames with facts keep them: their files are what an earlier run wrote).
     ``tables.camera_params`` (optional) gives ``width_px``/``height_px``.
     Vectorised: about a second for the real 82,900 rows.
     """
@@ -277,19 +323,30 @@ def build_frame_index(tables: MetadataTables, facts: pd.DataFrame | pa.Table | N
             f"facts of {scene[i]}/{camera[i]}/{int(frame_id[i]):04d} have status {fact_status[i]!r}, "
             f"not one of {sorted(_FACT_STATUSES)}"
         )
-    status = np.where(~included, STATUS_EXCLUDED, np.where(has_facts, fact_status, STATUS_PENDING))
+    failures = dict(scene_failures or {})
+    failure_reason = pd.Series(scene).map(failures).to_numpy(dtype=object)
+    scene_failed = pd.notna(failure_reason)
+    status = np.where(
+        ~included,
+        STATUS_EXCLUDED,
+        np.where(has_facts, fact_status, np.where(scene_failed, STATUS_FAILED, STATUS_PENDING)),
+    )
     exclude_reason = splits["exclude_reason"].to_numpy(dtype=object)
     fact_reason = fact["reason"].to_numpy(zero_copy_only=False).astype(object)
-    reason = np.where(~included, exclude_reason, fact_reason)
+    reason = np.where(~included, exclude_reason, np.where(has_facts, fact_reason, failure_reason))
 
-    # Paths, vectorised in Arrow; null for excluded frames (no split).
+    # Paths, vectorised in Arrow; null for excluded frames (no split) and for frames whose
+    # input upstream lacks (no outputs will ever exist). Intrinsics are per trajectory: kept.
     scene_a = pa.array(scene, pa.string())
     camera_a = pa.array(camera, pa.string())
     frame_a = pc.utf8_lpad(pc.cast(pa.array(frame_id), pa.string()), 4, "0")
     stem = _join(scene_a, "/", camera_a, "/", frame_a)
     split_a = pa.array(split.to_numpy(dtype=object), pa.string(), from_pandas=True)
+    frame_split_a = pa.array(
+        split.where(status != STATUS_INPUT_MISSING).to_numpy(dtype=object), pa.string(), from_pandas=True
+    )
     frame_templates, intrinsics_templates = _path_templates()
-    paths = {m: _join(split_a, f"/{folder}/", stem, ext) for m, (folder, ext) in frame_templates.items()}
+    paths = {m: _join(frame_split_a, f"/{folder}/", stem, ext) for m, (folder, ext) in frame_templates.items()}
     traj_rel = _join(scene_a, "/", camera_a, ".json")
     paths.update({m: _join(split_a, f"/{folder}/", traj_rel) for m, folder in intrinsics_templates.items()})
 
@@ -328,7 +385,7 @@ def build_frame_index(tables: MetadataTables, facts: pd.DataFrame | pa.Table | N
         else:
             arrays.append(_cast(value, field.type, field.name))
     table = pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
-    table = table.replace_schema_metadata({"unmatched_facts": str(unmatched)})
+    table = table.replace_schema_metadata({**_pandas_metadata(), b"unmatched_facts": str(unmatched).encode()})
 
     _check_paths_against_layout(table)
     order = pa.Table.from_arrays(

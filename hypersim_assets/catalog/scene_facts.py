@@ -1,11 +1,22 @@
-"""A scene's per-frame facts on disk (``<data root>/facts/<scene>.parquet``) and
-the summary a scene materialisation reports."""
+"""A scene's per-frame facts on disk (``<data root>/facts/<scene>.parquet``), the
+summary a scene materialisation reports, and the rule that says whether a scene is
+complete (:func:`completeness`).
+
+The rule, one place for the UI (check), the index and the schedule: a frame whose input
+upstream lacks (``input_missing``, e.g. ai_006_001 cam_00 frame 53) can never be
+converted, so it is a *warning* and the scene counts as complete. A frame whose input
+we could not use (``failed``: corrupt HDF5, labels the reference rejects) makes the
+scene *incomplete*: its ``frames_converted`` check fails with severity ERROR, the
+schedule requests the scene again (reason ``incomplete``) and the next run converts
+only the frames that are not done. Any other error fails the whole partition.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +109,30 @@ def summarize_scene_facts(facts: Iterable[Any], frames: Iterable[Any], dataset_r
         "fingerprint": facts_fingerprint(table),
         "preview_markdown": counts_markdown(rows),
     }
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Whether a scene is complete: ``passed`` unless frames ``failed``; ``severity`` is
+    ``ERROR`` when frames failed, else ``WARN`` (``input_missing`` frames only warn)."""
+
+    passed: bool
+    severity: str  # "WARN" or "ERROR", as dg.AssetCheckSeverity names them
+    description: str
+
+
+def completeness(failed: int, input_missing: int) -> Completeness:
+    """The completeness rule (module docstring) for a scene with these counts of frames."""
+    if failed:
+        return Completeness(
+            False,
+            "ERROR",
+            f"{failed} frame(s) failed on bad input: the scene is incomplete and is requested again"
+            + (f"; {input_missing} frame(s) lack upstream input" if input_missing else ""),
+        )
+    if input_missing:
+        return Completeness(False, "WARN", f"{input_missing} frame(s) lack upstream input (a warning: never converted)")
+    return Completeness(True, "WARN", "every included frame converted")
 
 
 def counts_markdown(rows: list[dict]) -> str:

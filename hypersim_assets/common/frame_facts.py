@@ -37,6 +37,8 @@ FACTS_SCHEMA = pa.schema(
         ("reason", pa.string()),  # null when converted
         ("rotation_valid", pa.bool_()),  # False when the pose matrix is not a rotation (reference patches it)
         ("nan_pixels", pa.int32()),  # NaN depth/normal pixels replaced
+        ("depth_inf_pixels", pa.int32()),  # upstream distance +-inf (written as the reference does)
+        ("depth_negative_pixels", pa.int32()),  # upstream distance finite and < 0 (written as the reference does)
         ("void_fraction", pa.float32()),  # share of pixels with semantic void after reprojection
         ("depth_min_mm", pa.uint16()),  # over valid (non-zero) depth pixels
         ("depth_max_mm", pa.uint16()),

@@ -44,9 +44,13 @@ from hypersim_assets.convert.hdf5_frames import (
 from hypersim_assets.convert.png_writer import PngCompression, encode_png, write_bytes_atomically
 
 # Bump on any change that changes output bytes or facts; Dagster uses it as the code version.
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 
 STATE_DIR = ".conversion"  # below the dataset folder: per-frame done-markers
+
+# Exceptions that mean "this frame's input is bad" (the frame becomes ``failed`` with the
+# reason, its scene stays incomplete); anything else fails the whole scene.
+BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (FrameInputCorrupt, labels.LabelError)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class FrameFacts:
     reason: str | None = None
     rotation_valid: bool | None = None
     nan_pixels: int | None = None
+    depth_inf_pixels: int | None = None
+    depth_negative_pixels: int | None = None
     void_fraction: float | None = None
     depth_min_mm: int | None = None
     depth_max_mm: int | None = None
@@ -124,6 +130,8 @@ class ConvertedFrame:
     orientations: dict[int, float]
     rotation_valid: bool
     nan_pixels: int
+    depth_inf_pixels: int = 0  # upstream distance +inf or -inf (the reference writes 0 mm or a wrapped value)
+    depth_negative_pixels: int = 0  # upstream distance finite and < 0 (the reference's uint16 cast wraps it)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -150,13 +158,28 @@ def _nan_pixels(distance_m: np.ndarray, normal: np.ndarray) -> int:
     return int(np.count_nonzero(_isnan(distance_m) | n[..., 0] | n[..., 1] | n[..., 2]))
 
 
+def _depth_anomalies(distance_m: np.ndarray) -> tuple[int, int]:
+    """(pixels whose distance is +-inf, pixels whose distance is finite and negative).
+
+    Counted only: the pixels are written exactly as the reference writes them.
+    """
+    if distance_m.dtype == np.float16:
+        bits = np.ascontiguousarray(distance_m).view(np.uint16)
+        magnitude = bits & 0x7FFF
+        inf = int(np.count_nonzero(magnitude == 0x7C00))
+        negative = int(np.count_nonzero((bits & 0x8000).astype(bool) & (magnitude < 0x7C00) & (magnitude != 0)))
+        return inf, negative
+    inf = int(np.count_nonzero(np.isinf(distance_m)))
+    return inf, int(np.count_nonzero(np.isfinite(distance_m) & (distance_m < 0)))
+
+
 def convert_arrays(
     scene_dir: Path, scene: str, camera: str, frame_id: int, camera_params: Mapping[str, float], tilt_shift: bool
 ) -> ConvertedFrame:
     """Read one frame's inputs and convert them in memory (no output written).
 
-    Raises FrameInputMissing / FrameInputCorrupt for unusable input, LabelError or
-    IndexError where the reference would fail on the data.
+    Raises FrameInputMissing / FrameInputCorrupt for unusable input, LabelError where the
+    reference would fail on the labels (all in :data:`BAD_INPUT_ERRORS`).
     """
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -180,6 +203,7 @@ def convert_arrays(
     instance = labels.instance_image(semantic, labels.instance_ids(img.semantic_instance))
     distance, _ = depth_mod.distance_without_nan(img.depth_meters)
     nan_pixels = _nan_pixels(img.depth_meters, img.normal_bump_cam)
+    depth_inf, depth_negative = _depth_anomalies(img.depth_meters)
     t3 = time.perf_counter()
     t["labels_normals"] = t3 - t2
 
@@ -203,11 +227,27 @@ def convert_arrays(
     t["geometry"] = t4 - t3
 
     ids = np.unique(labels.instance_ids_of_image(instance))
-    boxes = poses.boxes_3d(ids, box_files.extents, box_files.orientations, box_files.positions, mpau)
+    try:
+        boxes = poses.boxes_3d(ids, box_files.extents, box_files.orientations, box_files.positions, mpau)
+    except IndexError as exc:  # an instance id without a box row: the input, not our code, is wrong
+        raise FrameInputCorrupt(scene, camera, frame_id, f"{scene}/_detail/mesh", str(exc)) from exc
     orient = poses.box_orientations(boxes, [extr[k] for k in ("quat_x", "quat_y", "quat_z", "quat_w")])
     t["boxes"] = time.perf_counter() - t4
     return ConvertedFrame(
-        rgb, depth_mm, normal, semantic, instance, extr, intr, boxes, orient, rotation_valid, nan_pixels, t
+        rgb,
+        depth_mm,
+        normal,
+        semantic,
+        instance,
+        extr,
+        intr,
+        boxes,
+        orient,
+        rotation_valid,
+        nan_pixels,
+        depth_inf,
+        depth_negative,
+        t,
     )
 
 
@@ -302,6 +342,8 @@ def frame_facts_of(frame: ConvertedFrame, base: FrameFacts, output_bytes: int) -
     base.status = STATUS_CONVERTED
     base.rotation_valid = frame.rotation_valid
     base.nan_pixels = frame.nan_pixels
+    base.depth_inf_pixels = frame.depth_inf_pixels
+    base.depth_negative_pixels = frame.depth_negative_pixels
     base.void_fraction = float(np.count_nonzero(frame.semantic == 0) / frame.semantic.size)
     base.depth_min_mm = int(valid.min()) if valid.size else None
     base.depth_max_mm = int(valid.max()) if valid.size else None
@@ -330,8 +372,9 @@ def convert_frame(
     """Convert one frame and write its files under ``dataset_root``; returns its facts.
 
     ``split`` is the upstream partition name (``train``/``val``/``test``). Missing input gives
-    status ``input_missing``, unreadable or unusable input ``failed``; in both cases nothing
-    is written and nothing already there is removed.
+    status ``input_missing``, unreadable or unusable input (:data:`BAD_INPUT_ERRORS`) ``failed``;
+    in both cases nothing is written and nothing already there is removed. Every other
+    exception propagates.
     """
     scene_dir, dataset_root = Path(scene_dir), Path(dataset_root)
     frame_id = int(frame_id)
@@ -347,8 +390,10 @@ def convert_frame(
     except FrameInputMissing as exc:
         facts.status, facts.reason = STATUS_INPUT_MISSING, str(exc)
         return facts
-    except Exception as exc:  # corrupt input, labels the reference rejects, ids without a box, ...
-        # One unusable frame must not stop its scene; the reason lands in the facts.
+    except BAD_INPUT_ERRORS as exc:
+        # One unusable frame must not stop its scene; the reason lands in the facts and the
+        # scene stays incomplete (retried next run). Any other exception is our bug or the
+        # machine's (MemoryError, a full disk) and propagates with its traceback.
         facts.reason = f"{type(exc).__name__}: {exc}"
         return facts
 

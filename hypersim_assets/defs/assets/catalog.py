@@ -14,7 +14,9 @@ from hypersim_assets.catalog.provenance import append_creation_meta
 from hypersim_assets.catalog.subsample_views import write_views
 from hypersim_assets.defs.assets.conversion import converted_scene
 from hypersim_assets.defs.assets.raw import hypersim_metadata
+from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.resources import CatalogResource, ConversionResource, DownloadResource, HypersimResource
+from hypersim_assets.defs.scene_state import scene_failures
 
 GROUP = "hypersim_catalog"
 
@@ -44,7 +46,9 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
     tables = md.read_metadata(hypersim.raw_root())
     facts = load_scene_facts(hypersim.root())
     dataset_root = hypersim.dataset_root()
-    table = build_frame_index(tables, facts)
+    # Scenes whose latest download or conversion failed, with the run's reason (issue 11.6).
+    failures = scene_failures(context.instance, context.instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
+    table = build_frame_index(tables, facts, failures)
     path = dataset_root / INDEX_FILE
     write_parquet_atomic(table, path)
     df = table.to_pandas()
@@ -59,6 +63,7 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
             "dagster/row_count": len(df),
             "counts_by_split_and_status": dg.MetadataValue.md(counts.to_markdown()),
             "status_counts": dg.MetadataValue.json({k: int(v) for k, v in df["status"].value_counts().items()}),
+            "failed_scenes": dg.MetadataValue.json(dict(list(failures.items())[:50])),
             "seconds": round(time.monotonic() - started, 3),
         },
         check_results=[

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from hypersim_assets.catalog import metadata as md
-from hypersim_assets.catalog.scene_facts import summarize_scene_facts, write_scene_facts
+from hypersim_assets.catalog.scene_facts import completeness, summarize_scene_facts, write_scene_facts
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_arrays
 from hypersim_assets.convert.previews import frame_preview_markdown
@@ -46,7 +46,8 @@ def _preview(scene_dir, scene: str, facts, camera_params, tilt_shift: bool) -> s
             "frames_converted",
             asset="converted_scene",
             blocking=False,
-            description="Warns when included frames could not be converted (missing or corrupt input).",
+            description="Fails (error) when frames failed on bad input: the scene is incomplete and the schedule "
+            "requests it again; warns when frames lack upstream input.",
         ),
         dg.AssetCheckSpec(
             "outputs_complete",
@@ -89,6 +90,7 @@ def converted_scene(
             settings,
             workers=conversion.worker_count(),
             executor=executor,
+            holder=f"run {context.run.run_id}",  # named in the error of a second writer that waits in vain
         )
     seconds = time.monotonic() - started
     facts_file = write_scene_facts(hypersim.root(), scene, facts)
@@ -97,6 +99,7 @@ def converted_scene(
         f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
         f"in {seconds:.1f} s"
     )
+    verdict = completeness(summary["failed"], summary["input_missing"])
     preview = _preview(raw_root / scene, scene, facts, md.camera_parameters_row(tables, scene), conversion.tilt_shift)
     if download.delete_raw_after_conversion and summary["failed"] == 0:
         delete_scene_raw(raw_root, scene)
@@ -108,6 +111,7 @@ def converted_scene(
             "frames_skipped_unchanged": summary["skipped"],
             "frames_input_missing": summary["input_missing"],
             "frames_failed": summary["failed"],
+            "complete": summary["failed"] == 0,
             "seconds": round(seconds, 3),
             "frames_per_second": round(len(frames) / seconds, 3) if seconds > 0 else 0.0,
             "output_bytes": summary["output_bytes"],
@@ -119,10 +123,12 @@ def converted_scene(
             "preview": dg.MetadataValue.md(preview),
         },
         check_results=[
+            # The completeness rule (catalog.scene_facts): failed frames -> ERROR, missing input -> WARN.
             dg.AssetCheckResult(
                 check_name="frames_converted",
-                passed=summary["input_missing"] == 0 and summary["failed"] == 0,
-                severity=dg.AssetCheckSeverity.WARN,
+                passed=verdict.passed,
+                severity=dg.AssetCheckSeverity(verdict.severity),
+                description=verdict.description,
                 metadata={"scene": scene, "not_converted": dg.MetadataValue.json(summary["not_converted"][:50])},
             ),
             dg.AssetCheckResult(

@@ -45,7 +45,13 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
     new = [s for s in scenes if s not in known]
     if new:
         context.instance.add_dynamic_partitions(SCENES_PARTITIONS_NAME, new)
+    # Partitions the metadata does not know (e.g. added by hand in the UI) are removed, so
+    # the schedule never requests an invented scene (issue 11.5).
     stale = sorted(known - set(scenes))
+    for key in stale:
+        context.instance.delete_dynamic_partition(SCENES_PARTITIONS_NAME, key)
+    if stale:
+        context.log.warning(f"removed {len(stale)} scene partition(s) the metadata does not know: {stale[:20]}")
     summary = md.metadata_summary(tables)
     problems = md.consistency_problems(tables)
     context.log.info(f"{len(scenes)} public scenes; {len(new)} new scene partitions")
@@ -59,7 +65,7 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
             "frames_per_split": dg.MetadataValue.json(summary["frames_per_split"]),
             "included_frames_per_split": dg.MetadataValue.json(summary["included_frames_per_split"]),
             "new_scene_partitions": len(new),
-            "partitions_not_in_metadata": dg.MetadataValue.json(stale[:50]),
+            "partitions_removed_not_in_metadata": dg.MetadataValue.json(stale[:50]),
             "bytes": sum(sizes.values()),
             "seconds": round(time.monotonic() - started, 3),
             "path": dg.MetadataValue.path(str(raw_root)),
