@@ -15,13 +15,14 @@ from pathlib import Path
 
 import dagster as dg
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # holds pyproject.toml with [tool.dg]
+# load_from_defs_folder finds the project's pyproject.toml ([tool.dg]) above this folder.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 @dg.definitions
 def definitions() -> dg.Definitions:
     """Assets, checks, jobs, schedules, sensors and resources of the ``defs`` folder."""
-    return dg.load_from_defs_folder(project_root=PROJECT_ROOT)
+    return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
 
 
 @functools.cache
