@@ -16,6 +16,7 @@ from hypersim_assets.definitions import defs
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets_tests.conftest import resource_config
 
+
 def _run(job: str, config: dict, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def(job).execute_in_process(
         run_config=config, instance=instance, raise_on_error=False, **kwargs
