@@ -38,14 +38,18 @@ def on_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip the test locally; under CI, which provides everything the suite needs, fail it."""
+    if on_ci():
+        pytest.fail(f"{reason} (required under CI)")
+    pytest.skip(reason)
+
+
 def require_shared(*parts: str) -> Path:
     """``SHARED_REFERENCE / parts``; skips the test when absent, fails it under CI."""
     path = SHARED_REFERENCE.joinpath(*parts)
     if not path.exists():
-        message = f"shared reference data {path} is absent"
-        if on_ci():
-            pytest.fail(f"{message} (required under CI)")
-        pytest.skip(message)
+        skip_unless_ci(f"shared reference data {path} is absent")
     return path
 
 
