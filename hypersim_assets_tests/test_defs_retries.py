@@ -147,3 +147,32 @@ def test_a_transient_fault_past_the_http_retries_is_retried_by_the_asset_within_
     assert _step_retries(result) == 1
     assert len(shipped_instance.get_runs(filters=dg.RunsFilter(job_name="hypersim_scene_job"))) == 1
     assert _runs_the_daemon_would_launch(shipped_instance) == []
+
+
+def test_a_failed_blocking_check_stops_its_downstream_in_the_run_and_is_one_run(
+    shipped_instance, small_mirror, tmp_path
+):
+    """Metadata that loads but is inconsistent (a trajectory without a scene type): the blocking
+    ``metadata_consistent`` check fails, so ``frame_index`` does not run, and nothing re-runs."""
+    root, _ = small_mirror
+    broken = tmp_path / "mirror"
+    shutil.copytree(root, broken)
+    trajectories = broken / "metadata_camera_trajectories.csv"
+    header, first, *rest = trajectories.read_text().splitlines(keepends=True)
+    column = header.rstrip("\r\n").split(",").index("Scene type")
+    fields = first.rstrip("\r\n").split(",")
+    fields[column] = ""
+    trajectories.write_text(header + ",".join(fields) + "\n" + "".join(rest))
+
+    with MirrorServer(broken) as server:
+        result = _run("hypersim_catalog_job", resource_config(server.url, tmp_path / "data"), shipped_instance)
+    assert not result.success
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "metadata_consistent"]
+    assert not evaluation.passed
+    assert any("scene" in p for p in evaluation.metadata["problems"].value)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"hypersim_metadata"}  # frame_index and subsample_views were held back
+    assert not (tmp_path / "data" / "dataset" / "frame_index.parquet").exists()
+    assert _step_retries(result) == 0
+    assert shipped_instance.get_run_by_id(result.run_id).tags["dagster/will_retry"] == "false"
+    assert _runs_the_daemon_would_launch(shipped_instance) == []
