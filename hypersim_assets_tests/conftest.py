@@ -105,7 +105,15 @@ def mirror_server(small_mirror) -> Iterator[MirrorServer]:
 
 
 def resource_config(source: str, data_root: Path, **resources: dict) -> dict:
-    """Run config for the ``hypersim`` resource (source, data root) plus other resources' config blocks."""
-    config = {"hypersim": {"config": {"source": source, "data_root": str(data_root)}}}
+    """Run config for the ``hypersim`` resource (source, data root) plus other resources' config blocks.
+
+    Frames convert in the run's own process (``conversion.workers: 1``) unless a test says
+    otherwise: for a few tiny frames, starting a process pool costs more than the frames.
+    The pool path is covered by the whole-graph tests (test_defs_pipeline, e2e).
+    """
+    config = {
+        "hypersim": {"config": {"source": source, "data_root": str(data_root)}},
+        "conversion": {"config": {"workers": 1}},
+    }
     config.update({name: {"config": block} for name, block in resources.items()})
     return {"resources": config}
