@@ -1,6 +1,6 @@
 """A snapshot of the code location's shape (assets with their keys, groups,
 partitions, deps, kinds, code versions, pools, retry policies and automation
-conditions; checks; jobs; schedules; sensors; resources), so that any change to
+conditions; checks; jobs with their executor; schedules; sensors; resources), so that any change to
 it shows up as a diff to review. After an intended change, rewrite the snapshot:
 
     pytest hypersim_assets_tests/test_asset_graph_snapshot.py --snapshot-update
@@ -86,6 +86,7 @@ def graph_shape(definitions: dg.Definitions) -> dict:
                 f"{k.asset_key.to_user_string()}:{k.name}" for k in job.asset_layer.asset_graph.asset_check_keys
             ),
             "partitions": _partitions(job.partitions_def),
+            "executor": job.executor_def.name,
             "tags": dict(sorted(job.tags.items())),
         }
     schedules = {
