@@ -1,33 +1,36 @@
-"""The Dagster code location: loads the assets, checks, jobs, schedules and
-sensors of ``hypersim_assets.defs`` with their default resources."""
+"""The Dagster code location: everything under ``hypersim_assets.defs``, found by
+``dg.load_from_defs_folder`` (the ``[tool.dg]`` project in pyproject.toml).
+
+``definitions`` is what ``dg dev`` / ``dagster dev -w workspace.yaml`` load.
+``defs`` (the loaded ``Definitions``, built once on first access) is for code that
+drives the graph itself: the command line, ``materialize`` and the tests. It is a
+lazy module attribute so that importing this module never builds the graph twice
+and the loader sees only the one ``@dg.definitions`` function.
+"""
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import dagster as dg
 
-from hypersim_assets.defs.assets import catalog, conversion, raw
-from hypersim_assets.defs.dask_resource import DaskResource
-from hypersim_assets.defs.jobs import catalog_job, scene_job
-from hypersim_assets.defs.resources import CatalogResource, ConversionResource, DownloadResource, HypersimResource
-from hypersim_assets.defs.schedules import scene_backfill_schedule
-from hypersim_assets.defs.sensors import automation_sensor
+# load_from_defs_folder finds the project's pyproject.toml ([tool.dg]) above this folder.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def build_definitions() -> dg.Definitions:
-    """The code location's definitions with default resources (configured by env vars and the launchpad)."""
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules([raw, conversion, catalog]),
-        jobs=[scene_job, catalog_job],
-        schedules=[scene_backfill_schedule],
-        sensors=[automation_sensor],
-        resources={
-            "hypersim": HypersimResource(),
-            "download": DownloadResource(),
-            "conversion": ConversionResource(),
-            "catalog": CatalogResource(),
-            "dask": DaskResource(),
-        },
-    )
+@dg.definitions
+def definitions() -> dg.Definitions:
+    """Assets, checks, jobs, schedules, sensors and resources of the ``defs`` folder."""
+    return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
 
 
-defs = build_definitions()
+@functools.cache
+def _loaded() -> dg.Definitions:
+    return definitions()
+
+
+def __getattr__(name: str) -> dg.Definitions:
+    if name == "defs":
+        return _loaded()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

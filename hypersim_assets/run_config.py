@@ -132,9 +132,9 @@ def build_run_config(
 
     catalog = _resource_block(run_config, "catalog")
     if options.additional_subsamples is not None:
-        catalog["subsamples"] = sorted({1, *options.additional_subsamples})
+        catalog["subsamples"] = _subsample_text(sorted({1, *options.additional_subsamples}))
     elif not _config_value(catalog.get("subsamples")):
-        catalog["subsamples"] = list(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+        catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
 
     conversion_fields = {
         "workers": options.workers,
@@ -183,3 +183,8 @@ def describe_settings(run_config: Mapping[str, Any]) -> str:
         for key, value in block.items():
             parts.append(f"{resource}.{key}={value}")
     return ", ".join(parts)
+
+
+def _subsample_text(values) -> str:
+    """Subsample values as the catalog resource takes them: comma-separated text, e.g. ``"1,2,5"``."""
+    return ",".join(str(int(v)) for v in values)

@@ -31,7 +31,7 @@ from hypersim_assets.synthetic.mirror import MirrorSpec, MirrorSummary, write_sy
 from hypersim_assets.synthetic.mirror_server import MirrorServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCATION_NAME = "hypersim_assets"  # workspace.yaml's location_name
+LOCATION_NAME = "hypersim_assets"  # workspace.yaml's location_name and [tool.dg.project] code_location_name
 REPOSITORY_NAME = "__repository__"  # Dagster's name for a Definitions object's repository
 TINY_MIRROR = MirrorSpec(scenes=2, cameras=1, frames=2, height=24, width=32)
 
@@ -52,12 +52,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dagster_executable() -> Path:
-    """The ``dagster`` entry point of the running interpreter's environment (the venv's bin dir)."""
-    path = Path(sys.executable).parent / "dagster"
+def dagster_executable(name: str = "dagster") -> Path:
+    """The ``dagster`` (or ``dg``) entry point of the running interpreter's environment (the venv's bin dir)."""
+    path = Path(sys.executable).parent / name
     if not path.is_file():
-        raise DagsterDevError(f"no dagster executable next to {sys.executable}")
+        raise DagsterDevError(f"no {name} executable next to {sys.executable}")
     return path
+
+
+def dev_command(cli: str, port: int) -> list[str]:
+    """The command that starts the UI and daemon on 127.0.0.1:``port`` from the repository root.
+
+    ``dg``: ``dg dev`` on the ``[tool.dg]`` project (what the README shows);
+    ``dagster``: ``dagster dev -w workspace.yaml`` (still supported).
+    """
+    if cli == "dg":
+        return [str(dagster_executable("dg")), "dev", "--host", "127.0.0.1", "--port", str(port)]
+    if cli == "dagster":
+        return [str(dagster_executable()), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    raise ValueError(f"cli must be 'dg' or 'dagster', not {cli!r}")
 
 
 @dataclass
@@ -167,13 +180,14 @@ def _stop_group(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_dagster_dev(
-    workdir: Path, spec: MirrorSpec = TINY_MIRROR, startup_timeout_s: float = 120.0
+    workdir: Path, spec: MirrorSpec = TINY_MIRROR, startup_timeout_s: float = 120.0, cli: str = "dagster"
 ) -> Iterator[DagsterDev]:
-    """Write a synthetic mirror under ``workdir``, serve it on loopback, and run ``dagster dev`` on it.
+    """Write a synthetic mirror under ``workdir``, serve it on loopback, and run the UI on it.
 
     The instance lives in ``workdir/dagster_home`` (the repo's ``dagster.yaml``, telemetry off), the
-    outputs in ``workdir/data``; the code location is this repo's ``workspace.yaml``. Yields once the
-    webserver answers and the code location is loaded; stops the whole process group on exit.
+    outputs in ``workdir/data``; ``cli`` picks ``dagster dev -w workspace.yaml`` or ``dg dev`` (see
+    :func:`dev_command`); both name the code location ``hypersim_assets``. Yields once the webserver
+    answers and the code location is loaded; stops the whole process group on exit.
     """
     workdir = Path(workdir)
     home = workdir / "dagster_home"
@@ -200,7 +214,7 @@ def running_dagster_dev(
         url = f"http://127.0.0.1:{port}"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [str(dagster_executable()), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                dev_command(cli, port),
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """A backfill of every scene partition launched through the GraphQL API the way the
 UI's launch dialog does (``launchPartitionBackfill`` with an asset selection and
-all partitions), against a real ``dagster dev`` on loopback: every scene
+all partitions), against a real ``dg dev`` on loopback: every scene
 converts, and the ``hypersim_automation`` sensor then rebuilds the frame index
 so that it accounts for every frame of the mirror with none left pending.
 """
@@ -20,10 +20,13 @@ BACKFILL_TIMEOUT_S = 180.0
 AUTOMATION_TIMEOUT_S = 180.0
 FINAL_STATUSES = {"converted", "input_missing", "excluded"}
 
+pytestmark = pytest.mark.e2e  # a real `dg dev`, a backfill and the automation sensor
+
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
-    with dd.running_dagster_dev(tmp_path_factory.mktemp("backfill")) as running:
+    # `dg dev`, as the README starts the UI (the browser test uses `dagster dev -w workspace.yaml`).
+    with dd.running_dagster_dev(tmp_path_factory.mktemp("backfill"), cli="dg") as running:
         yield running
 
 

@@ -19,6 +19,8 @@ from hypersim_assets.common.layout import PNG_MODALITIES, dataset_dir
 
 SMALL = ["--scenes", "3", "--cameras", "2", "--frames", "3", "--height", "48", "--width", "64"]
 
+pytestmark = pytest.mark.e2e  # the whole command line (demo, materialize) in subprocesses
+
 
 def _run(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)

@@ -60,7 +60,7 @@ def test_every_option_reaches_every_run_as_config(reference_options_run):
     runs = _runs(home)
     assert len(runs) == 3  # metadata, the scene, index and views
     for run in runs:
-        assert _block(run, "catalog")["subsamples"] == [1, 2, 3]
+        assert _block(run, "catalog")["subsamples"] == "1,2,3"
         assert _block(run, "conversion") == {"workers": 1, "tilt_shift": False, "png_compression": "fast"}
         assert _block(run, "download") == {"members": "all"}
         assert _block(run, "hypersim")["data_root"] == str(data.resolve())
@@ -145,7 +145,7 @@ resources:
       png_compression: small
   catalog:
     config:
-      subsamples: [1, 5]
+      subsamples: "1,5"
 """
 
 
@@ -164,7 +164,7 @@ def test_config_file_applies_to_every_run_and_flags_override_it(mirror, tmp_path
     for run in runs:
         # --multiprocessing (workers 0 = one per core) wins over the file's workers; the rest is the file's.
         assert _block(run, "conversion") == {"workers": 0, "png_compression": "small"}
-        assert _block(run, "catalog") == {"subsamples": [1, 5]}
+        assert _block(run, "catalog") == {"subsamples": "1,5"}
     assert (dataset_dir(data) / "train_every_5th.txt").is_file()
     assert not (dataset_dir(data) / "train_every_10th.txt").exists()
 

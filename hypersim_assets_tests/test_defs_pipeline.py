@@ -64,13 +64,13 @@ def test_converted_scene_reports_counts_and_warns_on_the_missing_frame(pipeline)
     assert meta["preview"].count("data:image/png;base64,") == 3
 
     warn = _check_evals(instance, "converted_scene", "frames_converted")
-    # Checks emitted by a partitioned asset carry no partition in Dagster 1.13: ours name the scene.
-    by_partition = {r.event.dagster_event.event_specific_data.metadata["scene"].value: r for r in warn if r.event}
+    by_partition = {r.partition: r for r in warn if r.event}
     assert set(by_partition) == set(mirror.scenes), by_partition.keys()
     evaluation = by_partition[missing["scene"]].event.dagster_event.event_specific_data
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["not_converted_by_status"].value == {"input_missing": 1}
     evaluation = _check_evals(instance, "converted_scene", "outputs_complete")
-    assert len(evaluation) >= len(mirror.scenes)
+    assert {r.partition for r in evaluation} == set(mirror.scenes)
     assert all(r.event.dagster_event.event_specific_data.passed for r in evaluation)
 
 

@@ -5,7 +5,6 @@ fails clearly on a missing zip."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,14 +12,9 @@ import pytest
 from hypersim_assets.common.layout import MemberSelection
 from hypersim_assets.definitions import defs
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 from hypersim_assets.synthetic.mirror_server import MirrorServer
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
-
-
-def _config(source: str, data_root: Path) -> dict:
-    return {"resources": {"hypersim": {"config": {"source": source, "data_root": str(data_root)}}}}
+from hypersim_assets_tests.conftest import require_shared
+from hypersim_assets_tests.conftest import resource_config as _config
 
 
 def _run(job_name: str, config: dict, instance, **kwargs):
@@ -30,9 +24,8 @@ def _run(job_name: str, config: dict, instance, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mirror")
-    summary = write_synthetic_mirror(root, MirrorSpec(scenes=2, cameras=2, frames=2, height=24, width=32))
+def mirror(small_mirror):
+    root, summary = small_mirror
     return root, summary.scenes
 
 
@@ -56,15 +49,15 @@ def test_metadata_registers_public_scenes_as_partitions(mirror, tmp_path):
         mat = result.asset_materializations_for_node("hypersim_metadata")[0]
         assert mat.metadata["scenes"].value == 2
         checks = result.get_asset_check_evaluations()
-        assert checks and all(c.passed for c in checks)
+        assert [c.check_name for c in checks] == ["metadata_consistent"] and checks[0].passed
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/hypersim-reference is absent")
 def test_real_metadata_gives_457_scene_partitions(tmp_path):
+    metadata = require_shared("metadata")
     with dg.instance_for_test() as instance:
         result = _run(
             "hypersim_catalog_job",
-            _config(str(REFERENCE / "metadata"), tmp_path),
+            _config(str(metadata), tmp_path),
             instance,
             asset_selection=[dg.AssetKey("hypersim_metadata")],
         )

@@ -8,6 +8,8 @@ from hypersim_assets.catalog.index_checks import (
     check_converted_files_exist,
     check_index_matches_metadata,
     check_text_lists_match_views,
+    check_text_lists_on_disk,
+    check_views_on_disk,
     check_views_subset_of_index,
 )
 from hypersim_assets.catalog.subsample_views import (
@@ -69,8 +71,8 @@ def test_views_subset_and_text_lists(tmp_path):
     write_parquet_atomic(table, root / INDEX_FILE)
     write_converted_files(root, [("train", *f) for f in frames])
     index = table.to_pandas()
-    result = write_views(root, (3,))
-    assert result.subset_ok and result.lists_ok
+    write_views(root, (3,))
+    assert check_views_on_disk(root, (3,))[0] and check_text_lists_on_disk(root, (3,))[0]
 
     views = read_views(root, (3,))
     assert check_views_subset_of_index(views, index)[0]
@@ -87,4 +89,8 @@ def test_views_subset_and_text_lists(tmp_path):
     (root / "valid.txt").unlink()
     ok, details = check_text_lists_match_views(root, split_views)
     assert details["valid.txt"]["error"] == "file missing"
+    (root / "views" / "every_nth_split_N3.parquet").unlink()
+    for check in (check_views_on_disk, check_text_lists_on_disk):
+        ok, details = check(root, (3,))
+        assert not ok and "every_nth_split_N3.parquet" in details["error"]
     assert KIND_SPLIT in next(iter(views))

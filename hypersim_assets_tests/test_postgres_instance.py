@@ -22,17 +22,19 @@ from pathlib import Path
 
 import pytest
 
+from hypersim_assets_tests.conftest import skip_unless_ci
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "deploy" / "postgres" / "dagster.yaml"
 SCENES = 4
 H, W = 24, 32
 PG_USER, PG_PASSWORD, PG_DB = "dagster", "hypersim-test-password", "dagster_test"
 
+pytestmark = pytest.mark.e2e  # a PostgreSQL server and concurrent run processes
+
 
 def _skip_or_fail(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (required under CI)")
-    pytest.skip(why)
+    skip_unless_ci(why)
 
 
 def _pg_bin() -> Path:

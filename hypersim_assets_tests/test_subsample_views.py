@@ -10,6 +10,7 @@ import pytest
 
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
+from hypersim_assets.catalog.index_checks import check_text_lists_on_disk, check_views_on_disk
 from hypersim_assets.catalog.subsample_views import (
     KIND_SPLIT,
     KIND_TRAJECTORY,
@@ -141,7 +142,9 @@ def test_write_views_lists_only_present_frames(tmp_path):
     write_converted_files(root, [("train", "ai_001_001", "cam_00", 0)])
 
     result = write_views(root, (10, 2))
-    assert result.subset_ok and result.lists_ok, (result.subset_details, result.lists_details)
+    for check in (check_views_on_disk, check_text_lists_on_disk):
+        ok, details = check(root, (10, 2))
+        assert ok, details
     assert (root / "train.txt").read_text() == "".join(f"ai_001_001/cam_01/{f:04d}\n" for f in range(12))
     assert (root / "test.txt").read_text() == "ai_002_002/cam_00/0000\nai_002_002/cam_00/0001\n"
     assert (root / "valid.txt").read_text() == ""

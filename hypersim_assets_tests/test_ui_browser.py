@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from hypersim_assets_tests import dagster_dev as dd
+from hypersim_assets_tests.conftest import skip_unless_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,12 +38,12 @@ UI_TIMEOUT_MS = 60_000  # one UI element to appear or become enabled (2 shared c
 RUN_TIMEOUT_S = 150.0  # one run from launch to success
 LAUNCHED = re.compile(r"Launched run ([0-9a-f]{8})")
 
+pytestmark = pytest.mark.e2e  # a real dagster dev driven by Chromium
+
 
 def _unavailable(reason: str) -> None:
     """Skip locally; under CI (which installs playwright and Chromium) fail instead."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must install it (a skip would hide the UI test)")
-    pytest.skip(reason)
+    skip_unless_ci(f"{reason}; CI must install it (a skip would hide the UI test)")
 
 
 @pytest.fixture(scope="module")

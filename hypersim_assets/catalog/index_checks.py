@@ -1,17 +1,24 @@
 """Checks of the frame index, the subsample views and the text lists, as plain
 functions: each returns ``(passed, details)`` with JSON-serialisable details,
-for asset checks and tests alike. They read files but write nothing."""
+for asset checks and tests alike. They read files but write nothing; the
+``*_on_disk`` ones read the views and lists back as a later reader would."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hypersim_assets.catalog.frame_index import missing_frame_files
-from hypersim_assets.catalog.subsample_views import SPLITS, eligible_frames, text_list_name
+from hypersim_assets.catalog.frame_index import missing_frame_files, read_frame_index
+from hypersim_assets.catalog.subsample_views import (
+    SPLITS,
+    eligible_frames,
+    read_split_views,
+    read_views,
+    text_list_name,
+)
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 from hypersim_assets.common.layout import SPLIT_DIR_NAMES
 
@@ -129,3 +136,28 @@ def present_rows_are_converted(view: pd.DataFrame) -> tuple[bool, dict]:
     """No view row is marked present unless its status is converted."""
     bad = view["present"].to_numpy(dtype=bool) & (view["status"].astype(object).to_numpy() != STATUS_CONVERTED)
     return not bad.any(), {"present_but_not_converted": int(np.count_nonzero(bad))}
+
+
+def check_views_on_disk(dataset_root: Path, subsamples: Iterable[int]) -> tuple[bool, dict]:
+    """:func:`check_views_subset_of_index` on the views and the index as they are on disk.
+
+    A missing view or index fails the check, naming the file.
+    """
+    try:
+        views = read_views(dataset_root, subsamples)
+        index = read_frame_index(dataset_root)
+    except FileNotFoundError as exc:
+        return False, {"error": str(exc)}
+    return check_views_subset_of_index(views, index)
+
+
+def check_text_lists_on_disk(dataset_root: Path, subsamples: Iterable[int]) -> tuple[bool, dict]:
+    """:func:`check_text_lists_match_views` against the ``every_nth_split`` views on disk.
+
+    A missing view fails the check, naming the file.
+    """
+    try:
+        split_views = read_split_views(dataset_root, subsamples)
+    except FileNotFoundError as exc:
+        return False, {"error": str(exc)}
+    return check_text_lists_match_views(dataset_root, split_views)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hypersim_assets.common.errors import PermanentError
 from hypersim_assets.common.layout import (
     CAMERA_NAME_RE,
     CAMERA_PARAMETERS_CSV,
@@ -51,7 +52,7 @@ _ANIMATION_RE = re.compile(r"^(ai_\d{3}_\d{3})_(cam_\d{2})$")
 _BOOL_TEXT = {"True": True, "False": False, "true": True, "false": False}
 
 
-class MetadataError(ValueError):
+class MetadataError(PermanentError, ValueError):
     """A metadata file is missing, lacks a column, or holds a value we cannot use."""
 
 

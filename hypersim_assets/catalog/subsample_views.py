@@ -198,18 +198,15 @@ def read_view(dataset_root: Path, kind: str, n: int, **read_kwargs) -> pd.DataFr
 
 @dataclass
 class ViewsResult:
-    """What :func:`write_views` wrote and the outcome of its two checks.
+    """What :func:`write_views` wrote.
 
     ``summary``: ``{"views": {name: {split: rows}}, "present": {name: {split: rows}},
-    "text_lists": {file name: lines}}``.
+    "text_lists": {file name: lines}}``. The checks of what was written read it back
+    from disk (:mod:`hypersim_assets.catalog.index_checks`).
     """
 
     summary: dict
     paths: list[str] = field(default_factory=list)
-    subset_ok: bool = True
-    subset_details: dict = field(default_factory=dict)
-    lists_ok: bool = True
-    lists_details: dict = field(default_factory=dict)
 
 
 def _per_split(rows: pd.DataFrame) -> dict[str, int]:
@@ -220,15 +217,12 @@ def _per_split(rows: pd.DataFrame) -> dict[str, int]:
 def write_views(
     dataset_root: Path, subsamples: Iterable[int] = DEFAULT_SUBSAMPLES, index: pd.DataFrame | None = None
 ) -> ViewsResult:
-    """Write both view kinds for every N (plus N = 1) and the reference's text lists; then check them.
+    """Write both view kinds for every N (plus N = 1) and the reference's text lists.
 
     ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``.
     Presence on disk is looked up once for all eligible converted frames. Every file is
     written atomically.
     """
-    # Imported here: index_checks reads this module's names (views, text lists).
-    from hypersim_assets.catalog.index_checks import check_text_lists_match_views, check_views_subset_of_index
-
     dataset_root = Path(dataset_root)
     if index is None:
         index = read_frame_index(dataset_root)
@@ -240,7 +234,6 @@ def write_views(
 
     summary: dict = {"views": {}, "present": {}, "text_lists": {}}
     paths: list[str] = []
-    views: dict[str, pd.DataFrame] = {}
     split_views: dict[int, pd.DataFrame] = {}
     for n in values:
         for kind, select in ((KIND_SPLIT, select_every_nth_split), (KIND_TRAJECTORY, select_every_nth_per_trajectory)):
@@ -251,7 +244,6 @@ def write_views(
             paths.append(str(path))
             name = view_name(kind, n)
             frame = table.to_pandas()
-            views[name] = frame
             summary["views"][name] = _per_split(frame)
             summary["present"][name] = _per_split(frame[frame["present"]])
             if kind == KIND_SPLIT:
@@ -264,10 +256,7 @@ def write_views(
             path = write_text_atomic(text, dataset_root / name)
             paths.append(str(path))
             summary["text_lists"][name] = len(stems)
-
-    subset_ok, subset_details = check_views_subset_of_index(views, index)
-    lists_ok, lists_details = check_text_lists_match_views(dataset_root, split_views)
-    return ViewsResult(summary, paths, subset_ok, subset_details, lists_ok, lists_details)
+    return ViewsResult(summary, paths)
 
 
 def read_views(dataset_root: Path, subsamples: Iterable[int]) -> dict[str, pd.DataFrame]:

@@ -8,8 +8,15 @@ SCENE_ASSETS = dg.AssetSelection.assets("raw_scene", "converted_scene")
 CATALOG_ASSETS = dg.AssetSelection.assets("hypersim_metadata", "frame_index", "subsample_views")
 
 # A lost run worker (machine reboot, OOM kill) is retried as a whole run; the
-# assets skip what is already verified, so a retried run redoes little.
-RUN_RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE"}
+# assets skip what is already verified, so a retried run redoes little. A failed
+# asset or check is not: transient errors were already retried inside the run by
+# the asset's RetryPolicy, and a permanent one fails the same way again. The tag
+# says so even on an instance whose dagster.yaml does not.
+RUN_RETRY_TAGS = {
+    "dagster/max_retries": "2",
+    "dagster/retry_strategy": "FROM_FAILURE",
+    "dagster/retry_on_asset_or_op_failure": "false",
+}
 
 scene_job = dg.define_asset_job(
     "hypersim_scene_job",

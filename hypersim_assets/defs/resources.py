@@ -1,9 +1,17 @@
 """Dagster resources: the configuration users set in the launchpad or through
-environment variables. Every field has a default that works for the demo.
+environment variables, and their binding for the code location (:func:`resources`).
+Every field has a default that works for the demo.
 
-Fields that default to ``None`` are resolved when a run starts (from the
-environment, else a built-in default), so a launchpad config block that names
-only some fields (it replaces the whole block) still gets sensible values.
+Environment-driven fields (source, data root, subsamples, Dask scheduler) follow one
+rule, so that the UI shows where a value comes from and nothing breaks without it:
+
+- When the code location loads with the variable set, the field is bound to
+  ``dg.EnvVar(NAME)``: the UI shows the variable's name, and each run reads its value.
+- When the variable is unset, the field stays ``None``.
+- A ``None`` field is resolved when a run starts: the environment variable, else the
+  built-in default. So a launchpad config block that names only some fields (it
+  replaces the whole block, EnvVar bindings included) still falls back to the
+  environment, then to the defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from pydantic import Field
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 from hypersim_assets.common.layout import MemberSelection, dataset_dir, raw_dir
-from hypersim_assets.download.source import HypersimSource, data_root_from_env
+from hypersim_assets.defs.dask_resource import ENV_DASK_SCHEDULER, DaskResource
+from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE, HypersimSource, data_root_from_env
 
 
 class HypersimResource(dg.ConfigurableResource):
@@ -90,12 +99,32 @@ class ConversionResource(dg.ConfigurableResource):
 class CatalogResource(dg.ConfigurableResource):
     """Settings of the frame index and the subsample views."""
 
-    subsamples: list[int] | None = Field(
+    # A string in the environment variable's syntax, so that it can be bound to dg.EnvVar.
+    subsamples: str | None = Field(
         default=None,
-        description="Every-N-th values for the views. Unset: env HYPERSIM_SUBSAMPLES (e.g. '1,2,5,10,20'), else 1,10.",
+        description="Every-N-th values for the views, comma-separated (e.g. '1,2,5,10,20'). "
+        "Unset: env HYPERSIM_SUBSAMPLES, else 1,10.",
     )
 
     def subsample_values(self) -> tuple[int, ...]:
-        if self.subsamples:
-            return parse_subsamples(",".join(str(v) for v in self.subsamples))
-        return parse_subsamples(os.environ.get(ENV_SUBSAMPLES))
+        return parse_subsamples(self.subsamples or os.environ.get(ENV_SUBSAMPLES))
+
+
+def env_binding(name: str) -> dg.EnvVar | None:
+    """``dg.EnvVar(name)`` when the variable is set now (the UI then shows its name), else None
+    (the field is resolved from the environment, then its default, when a run starts)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The resources every asset, check and job of the code location uses, bound to the environment."""
+    return dg.Definitions(
+        resources={
+            "hypersim": HypersimResource(source=env_binding(ENV_SOURCE), data_root=env_binding(ENV_DATA_ROOT)),
+            "download": DownloadResource(),
+            "conversion": ConversionResource(),
+            "catalog": CatalogResource(subsamples=env_binding(ENV_SUBSAMPLES)),
+            "dask": DaskResource(scheduler_address=env_binding(ENV_DASK_SCHEDULER)),
+        }
+    )

@@ -9,12 +9,12 @@ import dagster as dg
 from hypersim_assets import __version__
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, load_scene_facts, write_parquet_atomic
-from hypersim_assets.catalog.index_checks import check_converted_files_exist, check_index_matches_metadata
 from hypersim_assets.catalog.provenance import append_creation_meta
 from hypersim_assets.catalog.subsample_views import write_views
 from hypersim_assets.defs.assets.conversion import converted_scene
 from hypersim_assets.defs.assets.raw import hypersim_metadata
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
+from hypersim_assets.defs.policies import failures_of
 from hypersim_assets.defs.resources import CatalogResource, ConversionResource, DownloadResource, HypersimResource
 from hypersim_assets.defs.scene_state import scene_failures
 
@@ -35,25 +35,20 @@ INDEX_AUTOMATION = (
     deps=[hypersim_metadata, converted_scene],
     kinds={"parquet"},
     automation_condition=INDEX_AUTOMATION,
-    check_specs=[
-        dg.AssetCheckSpec("rows_match_metadata", asset="frame_index", blocking=True),
-        dg.AssetCheckSpec("converted_files_exist", asset="frame_index", blocking=True),
-    ],
 )
 def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -> dg.MaterializeResult:
     """One Parquet row per metadata frame (converted or not): split, class, status and reason, paths, intrinsics, pose and per-frame statistics."""
     started = time.monotonic()
-    tables = md.read_metadata(hypersim.raw_root())
-    facts = load_scene_facts(hypersim.root())
     dataset_root = hypersim.dataset_root()
-    # Scenes whose latest download or conversion failed, with the run's reason (issue 11.6).
+    # Scenes whose latest download or conversion failed, with the run's reason.
     failures = scene_failures(context.instance, context.instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
-    table = build_frame_index(tables, facts, failures)
     path = dataset_root / INDEX_FILE
-    write_parquet_atomic(table, path)
+    with failures_of("frame index"):
+        tables = md.read_metadata(hypersim.raw_root())
+        facts = load_scene_facts(hypersim.root())
+        table = build_frame_index(tables, facts, failures)
+        write_parquet_atomic(table, path)
     df = table.to_pandas()
-    rows_ok, rows_details = check_index_matches_metadata(df, tables.splits)
-    files_ok, files_details = check_converted_files_exist(df, dataset_root)
     counts = df.groupby(["split", "status"], observed=True).size().unstack(fill_value=0)
     context.log.info(f"frame index: {len(df)} rows, {dict(df['status'].value_counts())}")
     return dg.MaterializeResult(
@@ -66,18 +61,6 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
             "failed_scenes": dg.MetadataValue.json(dict(list(failures.items())[:50])),
             "seconds": round(time.monotonic() - started, 3),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="rows_match_metadata",
-                passed=rows_ok,
-                metadata={"details": dg.MetadataValue.json(rows_details)},
-            ),
-            dg.AssetCheckResult(
-                check_name="converted_files_exist",
-                passed=files_ok,
-                metadata={"details": dg.MetadataValue.json(files_details)},
-            ),
-        ],
     )
 
 
@@ -86,10 +69,6 @@ def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -
     deps=[frame_index],
     kinds={"parquet", "txt"},
     automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[
-        dg.AssetCheckSpec("views_subset_of_index", asset="subsample_views", blocking=True),
-        dg.AssetCheckSpec("text_lists_match_views", asset="subsample_views", blocking=True),
-    ],
 )
 def subsample_views(
     context: dg.AssetExecutionContext,
@@ -100,36 +79,26 @@ def subsample_views(
 ) -> dg.MaterializeResult:
     """Every-N-th-frame views (per split as the reference, and per trajectory) as Parquet, plus the reference's split text lists of frames on disk."""
     dataset_root = hypersim.dataset_root()
-    subsamples = catalog.subsample_values()
-    result = write_views(dataset_root, subsamples)
-    append_creation_meta(
-        dataset_root,
-        package_version=__version__,
-        source=str(hypersim.parsed_source()),
-        settings={
-            "subsamples": list(subsamples),
-            "tilt_shift": conversion.tilt_shift,
-            "png_compression": conversion.png_compression,
-            "n_processes": conversion.workers,
-            "members": download.members,
-        },
-    )
+    with failures_of("subsample views: setting subsamples", permanent=(ValueError,)):
+        subsamples = catalog.subsample_values()
+    with failures_of("subsample views"):
+        result = write_views(dataset_root, subsamples)
+        append_creation_meta(
+            dataset_root,
+            package_version=__version__,
+            source=str(hypersim.parsed_source()),
+            settings={
+                "subsamples": list(subsamples),
+                "tilt_shift": conversion.tilt_shift,
+                "png_compression": conversion.png_compression,
+                "n_processes": conversion.workers,
+                "members": download.members,
+            },
+        )
     return dg.MaterializeResult(
         metadata={
             "subsamples": dg.MetadataValue.json(list(subsamples)),
             "views": dg.MetadataValue.json(result.summary),
             "path": dg.MetadataValue.path(str(dataset_root / "views")),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="views_subset_of_index",
-                passed=result.subset_ok,
-                metadata={"details": dg.MetadataValue.json(result.subset_details)},
-            ),
-            dg.AssetCheckResult(
-                check_name="text_lists_match_views",
-                passed=result.lists_ok,
-                metadata={"details": dg.MetadataValue.json(result.lists_details)},
-            ),
-        ],
     )

@@ -14,7 +14,7 @@ from hypersim_assets.convert.scene_conversion import convert_scene
 from hypersim_assets.defs.assets.raw import raw_scene
 from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import scene_partitions
-from hypersim_assets.defs.policies import TRANSIENT_RETRY
+from hypersim_assets.defs.policies import TRANSIENT_RETRY, failures_of
 from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
 from hypersim_assets.download.scene_fetch import delete_scene_raw
 
@@ -41,21 +41,6 @@ def _preview(scene_dir, scene: str, facts, camera_params, tilt_shift: bool) -> s
     kinds={"png", "json"},
     code_version=CONVERTER_VERSION,
     retry_policy=TRANSIENT_RETRY,
-    check_specs=[
-        dg.AssetCheckSpec(
-            "frames_converted",
-            asset="converted_scene",
-            blocking=False,
-            description="Fails (error) when frames failed on bad input: the scene is incomplete and the schedule "
-            "requests it again; warns when frames lack upstream input.",
-        ),
-        dg.AssetCheckSpec(
-            "outputs_complete",
-            asset="converted_scene",
-            blocking=True,
-            description="Every converted frame has all of its output files on disk.",
-        ),
-    ],
 )
 def converted_scene(
     context: dg.AssetExecutionContext,
@@ -67,8 +52,10 @@ def converted_scene(
     """One scene's frames as PNG/JSON/TXT in the reference converter's layout, with per-frame facts for the index."""
     scene = context.partition_key
     raw_root = hypersim.raw_root()
-    tables = md.read_metadata(raw_root)
-    frames = md.scene_frames(tables, scene)
+    with failures_of(f"scene {scene}", permanent=(md.MetadataError,)):
+        tables = md.read_metadata(raw_root)
+        frames = md.scene_frames(tables, scene)
+        camera_params = md.camera_parameters_row(tables, scene) if frames else None
     if not frames:
         raise dg.Failure(f"scene {scene} has no included frame in the metadata", allow_retries=False)
     settings = ConversionSettings(
@@ -77,7 +64,7 @@ def converted_scene(
         skip_existing=not conversion.force,
     )
     started = time.monotonic()
-    with dask.executor() as executor:
+    with failures_of(f"scene {scene}"), dask.executor() as executor:
         if executor is not None:
             where = dask.dask_config().scheduler_address or "a local cluster"
             context.log.info(f"{scene}: converting {len(frames)} frames on Dask ({where})")
@@ -85,7 +72,7 @@ def converted_scene(
             raw_root / scene,
             scene,
             frames,
-            md.camera_parameters_row(tables, scene),
+            camera_params,
             hypersim.dataset_root(),
             settings,
             workers=conversion.worker_count(),
@@ -93,14 +80,15 @@ def converted_scene(
             holder=f"run {context.run.run_id}",  # named in the error of a second writer that waits in vain
         )
     seconds = time.monotonic() - started
-    facts_file = write_scene_facts(hypersim.root(), scene, facts)
+    with failures_of(f"scene {scene}: facts"):
+        facts_file = write_scene_facts(hypersim.root(), scene, facts)
     summary = summarize_scene_facts(facts, frames, hypersim.dataset_root())
     context.log.info(
         f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
         f"in {seconds:.1f} s"
     )
     verdict = completeness(summary["failed"], summary["input_missing"])
-    preview = _preview(raw_root / scene, scene, facts, md.camera_parameters_row(tables, scene), conversion.tilt_shift)
+    preview = _preview(raw_root / scene, scene, facts, camera_params, conversion.tilt_shift)
     if download.delete_raw_after_conversion and summary["failed"] == 0:
         delete_scene_raw(raw_root, scene)
         context.log.info(f"{scene}: raw files deleted (delete_raw_after_conversion)")
@@ -112,6 +100,7 @@ def converted_scene(
             "frames_input_missing": summary["input_missing"],
             "frames_failed": summary["failed"],
             "complete": summary["failed"] == 0,
+            "completeness": verdict.description,
             "seconds": round(seconds, 3),
             "frames_per_second": round(len(frames) / seconds, 3) if seconds > 0 else 0.0,
             "output_bytes": summary["output_bytes"],
@@ -122,21 +111,5 @@ def converted_scene(
             "frame_counts": dg.MetadataValue.md(summary["preview_markdown"]),
             "preview": dg.MetadataValue.md(preview),
         },
-        check_results=[
-            # The completeness rule (catalog.scene_facts): failed frames -> ERROR, missing input -> WARN.
-            dg.AssetCheckResult(
-                check_name="frames_converted",
-                passed=verdict.passed,
-                severity=dg.AssetCheckSeverity(verdict.severity),
-                description=verdict.description,
-                metadata={"scene": scene, "not_converted": dg.MetadataValue.json(summary["not_converted"][:50])},
-            ),
-            dg.AssetCheckResult(
-                check_name="outputs_complete",
-                passed=not summary["incomplete_outputs"],
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"scene": scene, "incomplete": dg.MetadataValue.json(summary["incomplete_outputs"][:50])},
-            ),
-        ],
         data_version=dg.DataVersion(summary["fingerprint"]),
     )

@@ -8,9 +8,8 @@ import dagster as dg
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.common.layout import METADATA_FILES
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partitions
-from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
+from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY, failures_of
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
-from hypersim_assets.download.errors import DiskFull, MemberCorrupt, SceneNotFound, SourceNotFound, ZipFormatError
 from hypersim_assets.download.file_fetch import fetch_file
 from hypersim_assets.download.http_client import RetryConfig
 from hypersim_assets.download.manifest import manifest_fingerprint
@@ -24,22 +23,20 @@ GROUP = "hypersim_raw"
     group_name=GROUP,
     kinds={"csv"},
     retry_policy=TRANSIENT_RETRY,
-    check_specs=[dg.AssetCheckSpec("metadata_consistent", asset="hypersim_metadata", blocking=True)],
 )
 def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResource) -> dg.MaterializeResult:
     """The three Hypersim metadata CSVs (splits, trajectories, camera parameters), fetched from the source and verified; they define one partition per public scene."""
     source = hypersim.parsed_source()
     raw_root = hypersim.raw_root()
-    raw_root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     sizes = {}
-    for name in METADATA_FILES:
-        location = source.metadata(name)
-        try:
-            sizes[name] = fetch_file(location, raw_root / name, sha256=location.sha256)
-        except SourceNotFound as exc:
-            raise dg.Failure(f"metadata file {name} not found at {location}: {exc}", allow_retries=False) from exc
-    tables = md.read_metadata(raw_root)
+    with failures_of("metadata"):
+        raw_root.mkdir(parents=True, exist_ok=True)
+        for name in METADATA_FILES:
+            location = source.metadata(name)
+            with failures_of(f"metadata file {name} from {location}"):
+                sizes[name] = fetch_file(location, raw_root / name, sha256=location.sha256)
+        tables = md.read_metadata(raw_root)
     scenes = md.public_scenes(tables.splits)
     known = set(context.instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME))
     new = [s for s in scenes if s not in known]
@@ -53,7 +50,6 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
     if stale:
         context.log.warning(f"removed {len(stale)} scene partition(s) the metadata does not know: {stale[:20]}")
     summary = md.metadata_summary(tables)
-    problems = md.consistency_problems(tables)
     context.log.info(f"{len(scenes)} public scenes; {len(new)} new scene partitions")
     return dg.MaterializeResult(
         metadata={
@@ -70,14 +66,6 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
             "seconds": round(time.monotonic() - started, 3),
             "path": dg.MetadataValue.path(str(raw_root)),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="metadata_consistent",
-                passed=not problems,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"problems": dg.MetadataValue.json(problems[:20])},
-            )
-        ],
         data_version=dg.DataVersion(md.metadata_fingerprint(raw_root)),
     )
 
@@ -89,7 +77,6 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
     kinds={"zip"},
     pool=DOWNLOAD_POOL,
     retry_policy=TRANSIENT_RETRY,
-    check_specs=[dg.AssetCheckSpec("members_verified", asset="raw_scene", blocking=True)],
 )
 def raw_scene(
     context: dg.AssetExecutionContext, hypersim: HypersimResource, download: DownloadResource
@@ -98,7 +85,8 @@ def raw_scene(
     scene = context.partition_key
     source = hypersim.parsed_source()
     raw_root = hypersim.raw_root()
-    tables = md.read_metadata(raw_root)
+    with failures_of(f"scene {scene}"):
+        tables = md.read_metadata(raw_root)
     if scene not in set(md.public_scenes(tables.splits)):
         raise dg.Failure(
             f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False
@@ -110,7 +98,7 @@ def raw_scene(
         if p.members_done == p.members_total or p.members_done % 50 == 0:
             context.log.info(f"{scene}: {p.members_done}/{p.members_total} members, {p.bytes_fetched} bytes")
 
-    try:
+    with failures_of(f"scene {scene} from {location}"):
         report = fetch_scene(
             source,
             scene,
@@ -121,11 +109,6 @@ def raw_scene(
             progress=progress,
             verify=download.verify,
         )
-    except (SourceNotFound, SceneNotFound) as exc:
-        raise dg.Failure(f"scene {scene}: not found at {location}: {exc}", allow_retries=False) from exc
-    except (MemberCorrupt, DiskFull, ZipFormatError) as exc:
-        # Not transient: retrying the same bytes or the same full disk only wastes time.
-        raise dg.Failure(f"scene {scene}: {exc}", allow_retries=False) from exc
     saving = 1.0 - report.bytes_selected / report.zip_bytes if report.zip_bytes else 0.0
     context.log.info(
         f"{scene}: fetched {report.members_fetched}, skipped {report.members_skipped} members; "
@@ -148,12 +131,5 @@ def raw_scene(
             "restarts_after_remote_change": report.restarts,
             "path": dg.MetadataValue.path(str(raw_root / scene)),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="members_verified",
-                passed=report.members_fetched + report.members_skipped == report.members_selected,
-                metadata={"scene": scene, "members_selected": report.members_selected},
-            )
-        ],
         data_version=dg.DataVersion(manifest_fingerprint(raw_root, scene)),
     )
