@@ -28,6 +28,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
+from hypersim_assets.run_config import source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
 
@@ -83,7 +84,7 @@ def resource_run_config(source: str | None, data_root: Path | None, log_level: s
     and the console log level (our own progress lines are printed separately)."""
     config: dict = {}
     if source is not None:
-        config["source"] = source
+        config["source"] = source_config_value(source)
     if data_root is not None:
         config["data_root"] = str(Path(data_root).resolve())
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}

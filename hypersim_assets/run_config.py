@@ -15,7 +15,7 @@ import dagster as dg
 import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
-from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env
+from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env, redact_url
 
 # Top-level sections of a launchpad run config that the command line passes on. ``execution``
 # is dropped: the command runs every step in its own process, whatever the file says.
@@ -122,9 +122,11 @@ def build_run_config(
 
     hypersim = _resource_block(run_config, "hypersim")
     if options.source is not None:
-        hypersim["source"] = options.source
+        hypersim["source"] = source_config_value(options.source)
     elif _config_value(hypersim.get("source")) is None:
-        hypersim["source"] = os.environ.get(ENV_SOURCE) or UPSTREAM
+        hypersim["source"] = source_config_value(os.environ.get(ENV_SOURCE) or UPSTREAM)
+    elif isinstance(hypersim.get("source"), str):
+        hypersim["source"] = source_config_value(hypersim["source"])
     if options.data_root is not None:
         hypersim["data_root"] = str(Path(options.data_root).expanduser().resolve())
     elif _config_value(hypersim.get("data_root")) is None:
@@ -188,3 +190,17 @@ def describe_settings(run_config: Mapping[str, Any]) -> str:
 def _subsample_text(values) -> str:
     """Subsample values as the catalog resource takes them: comma-separated text, e.g. ``"1,2,5"``."""
     return ",".join(str(int(v)) for v in values)
+
+
+def source_config_value(source: str) -> str | dict[str, str]:
+    """The run-config value for ``source``: the text itself, or, when it is a URL carrying a
+    password, ``{"env": "HYPERSIM_SOURCE"}`` with the URL put into this process's environment.
+
+    Dagster stores run config verbatim in its run database and shows it on the run's page;
+    a password must reach the run without being written there (runs of this command
+    execute in this process, so they read the variable).
+    """
+    if redact_url(source) == source:
+        return source
+    os.environ[ENV_SOURCE] = source
+    return {"env": ENV_SOURCE}

@@ -39,7 +39,8 @@ def test_redaction_hides_only_the_password() -> None:
 
 
 @pytest.mark.e2e
-def test_secret_is_sent_and_never_written(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("given_as", ["environment", "argument"])
+def test_secret_is_sent_and_never_written(tmp_path, monkeypatch: pytest.MonkeyPatch, given_as: str) -> None:
     summary = write_synthetic_mirror(
         tmp_path / "mirror", MirrorSpec(scenes=1, cameras=1, frames=2, height=24, width=32)
     )
@@ -55,11 +56,19 @@ def test_secret_is_sent_and_never_written(tmp_path, monkeypatch: pytest.MonkeyPa
 
                 fetch_file(Location(url=f"{gate.url}/metadata_camera_parameters.csv"), tmp_path / "x.csv")
             source = f"http://{USER}:{SECRET}@127.0.0.1:{gate.port}"
-            # Through the environment, as the README says: run config would be stored in the run record.
-            monkeypatch.setenv("HYPERSIM_SOURCE", source)
+            # Given in the environment, or as an argument (--source): the run config Dagster stores
+            # then names the variable, which materialize sets in its own process, never the URL.
+            monkeypatch.setenv("HYPERSIM_SOURCE", source if given_as == "environment" else "")
             (tmp_path / "instance").mkdir()
             with dg.instance_for_test(temp_dir=str(tmp_path / "instance")) as instance:
-                result = materialize(defs, instance, source=None, data_root=data, all_scenes=True, echo=lambda _: None)
+                result = materialize(
+                    defs,
+                    instance,
+                    source=None if given_as == "environment" else source,
+                    data_root=data,
+                    all_scenes=True,
+                    echo=lambda _: None,
+                )
                 assert result is not None
                 mats = instance.fetch_materializations(dg.AssetKey("raw_scene"), limit=10).records
                 assert len(mats) == len(summary.scenes)

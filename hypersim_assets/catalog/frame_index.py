@@ -404,8 +404,10 @@ def build_frame_index(
 
 
 def _check_paths_against_layout(table: pa.Table) -> None:
-    """Guard: the vectorised paths of the first and last included rows equal layout's functions."""
-    included = np.flatnonzero(table.column("included_in_public_release").to_numpy(zero_copy_only=False))
+    """Guard: the vectorised paths of the first and last included rows that have paths (frames with
+    missing input have none) equal layout's functions."""
+    with_paths = table.column(PATH_COLUMNS["rgb"]).is_valid().to_numpy(zero_copy_only=False)
+    included = np.flatnonzero(table.column("included_in_public_release").to_numpy(zero_copy_only=False) & with_paths)
     for i in included[:1].tolist() + included[-1:].tolist():
         row = {name: table.column(name)[i].as_py() for name in ("split", "scene", "camera", "frame_id")}
         expected = frame_output_paths(row["split"], row["scene"], row["camera"], row["frame_id"])
