@@ -366,6 +366,7 @@ def test_round_trip_per_request_and_per_connection(root: Path) -> None:
         elapsed = time.perf_counter() - t0
         assert elapsed >= 4 * rtt_ms / 1000  # one handshake, three requests
         assert (srv.link.stats.connections, srv.link.stats.requests) == (1, 3)
+        assert all(r.done_s - r.arrived_s >= rtt_ms / 1000 for r in srv.requests)
     with pytest.raises(ValueError, match="rtt_ms"):
         MirrorServer(root, rtt_ms=-1)
 

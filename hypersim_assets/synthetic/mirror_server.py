@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,13 +62,17 @@ DEFAULT_MAX_LOG = 10_000  # request records kept in memory
 class RequestRecord:
     """One request, logged on arrival. ``status`` is 0 until the status line is chosen; both it and
     ``body_bytes`` are filled in before the bytes go out, so once a client has read a response its
-    record is final. ``body_bytes`` counts body bytes written (fewer than promised when dropped)."""
+    record is final. ``body_bytes`` counts body bytes written (fewer than promised when dropped).
+    ``arrived_s`` and ``done_s`` are ``time.monotonic()`` when the request was read and when its
+    response was written (0 until then), for benchmarks that ask where the time went."""
 
     method: str
     path: str
     range_header: str | None
     status: int
     body_bytes: int
+    arrived_s: float = 0.0
+    done_s: float = 0.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -140,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         range_header = self.headers.get("Range")
         # Logged on arrival and filled in before the bytes go out, so a client
         # that has read its response always finds the record complete.
-        self._log = RequestRecord(self.command, self.path, range_header, 0, 0)
+        self._log = RequestRecord(self.command, self.path, range_header, 0, 0, arrived_s=time.monotonic())
         mirror._record(self._log)
         if mirror.link.active:
             mirror.link.request_arrived(mirror._stopping)
@@ -150,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except OSError:  # client hung up, or the server is stopping
             self.close_connection = True
+        finally:
+            self._log.done_s = time.monotonic()
 
     def _respond(self, send_body: bool, range_header: str | None) -> None:
         mirror = self.server.mirror
