@@ -28,7 +28,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -139,14 +138,9 @@ def run_ours(server: MirrorServer, work: Path, scene: str, zip_file: Path, tag: 
     link0 = (server.link.stats.body_bytes, server.link.stats.throttled_s)
     exe = Path(sys.executable).with_name("hypersim-assets")
     cmd = [str(exe), "materialize", "--source", server.url, "--root", str(root), "--scene", scene]
-    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t_epoch, t0 = time.time(), time.monotonic()
     proc = subprocess.run(cmd, env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, text=True)
     wall = time.monotonic() - t0
-    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # CPU of the command and every process it reaped (its conversion workers): against wall x cores,
-    # how much of the machine it got (others share it).
-    cpu_s = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"ours failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     requests = server.requests
@@ -164,7 +158,6 @@ def run_ours(server: MirrorServer, work: Path, scene: str, zip_file: Path, tag: 
     others = [r for r in runs if r is not scene_run]
     return {
         "wall_s": wall,
-        "cpu_s": cpu_s,
         "convert_pool_s": float(conv_meta.get("seconds", 0.0)),
         "startup_s": runs[0]["start"] - t_epoch,
         "exit_s": (t_epoch + wall) - runs[-1]["end"],
@@ -351,10 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         f" ({1000 * floor['frame_s']:.0f} ms per frame on one core, measured in this process);"
         f" the worker pool took {ours['convert_pool_s']:.1f} s"
     )
-    print(
-        f"  CPU used by the command and its workers: {ours['cpu_s']:.1f} s over {ours['wall_s']:.1f} s wall"
-        f" on {cores} cores ({ours['cpu_s'] / (ours['wall_s'] * cores):.0%} of the machine)"
-    )
+
     if seed:
         print(
             f"seed: download {seed['download_s']:.1f} s ({seed['bytes'] / 1e6:.1f} MB), unzip {seed['unzip_s']:.1f} s"
