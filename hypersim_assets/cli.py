@@ -62,8 +62,12 @@ def cmd_synth_mirror(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
-    with MirrorServer(Path(args.dir), host=args.host, port=args.port) as server:
-        print(f"serving {args.dir} at {server.url} (Ctrl-C stops)", flush=True)
+    if args.rtt_ms < 0 or (args.link_mbps is not None and args.link_mbps <= 0):
+        raise SystemExit("--rtt-ms must be at least 0 and --link-mbps positive")
+    with MirrorServer(
+        Path(args.dir), host=args.host, port=args.port, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps
+    ) as server:
+        print(f"serving {args.dir} at {server.url} ({server.link.describe()}; Ctrl-C stops)", flush=True)
         try:
             while True:
                 time.sleep(3600)
@@ -319,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--rtt-ms", type=float, default=0.0, help="round-trip latency added to every request (ms)")
+    p.add_argument("--link-mbps", type=float, help="bandwidth cap shared by all connections (Mbit/s; default none)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")

@@ -48,3 +48,34 @@ def test_missing_and_corrupt_inputs_name_scene_camera_frame_and_file(scene_dir, 
         f.create_dataset("other", data=np.zeros((8, 8), np.int16))
     with pytest.raises(H.FrameInputCorrupt, match="no 'dataset'"):
         H.read_frame_images(bad, "ai_037_002", "cam_00", 0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": "gzip", "compression_opts": 9},  # upstream's layout: read through libdeflate
+        {"compression": "gzip", "compression_opts": 1, "chunks": (7, 9, 3)},  # edge chunks padded
+        {"compression": "gzip", "shuffle": True},  # another filter: left to h5py
+        {"compression": "lzf"},
+        {},  # contiguous
+    ],
+)
+def test_whole_dataset_reads_equal_h5py(tmp_path, options):
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(50, 70, 3)).astype(np.float16)
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dataset", data=data, **options)
+    with h5py.File(path, "r") as f:
+        got = H._read_whole(f["dataset"])
+        assert got.dtype == data.dtype and np.array_equal(got, f["dataset"][()]) and np.array_equal(got, data)
+
+
+def test_corrupt_gzip_chunk_is_an_error(tmp_path):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("dataset", shape=(16, 16), dtype=np.int16, chunks=(8, 16), compression="gzip")
+        ds[...] = np.arange(256, dtype=np.int16).reshape(16, 16)
+        ds.id.write_direct_chunk((8, 0), b"not a zlib stream")
+    with h5py.File(path, "r") as f, pytest.raises(ValueError, match="does not inflate"):
+        H._read_whole(f["dataset"])

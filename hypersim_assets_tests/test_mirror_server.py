@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -305,3 +307,85 @@ def test_reset_log(server: MirrorServer) -> None:
     assert len(server.requests) == 1
     server.reset_log()
     assert server.requests == []
+
+
+def test_request_log_is_bounded(root: Path) -> None:
+    with MirrorServer(root, max_log=3) as srv:
+        for name in ("a", "b", "c", "d", "e"):
+            request(srv, f"/missing-{name}")
+        assert [r.path for r in srv.requests] == ["/missing-c", "/missing-d", "/missing-e"]
+        assert all(r.status == 404 for r in srv.requests)
+    with pytest.raises(ValueError, match="max_log"):
+        MirrorServer(root, max_log=0)
+
+
+# The link model's guarantees are lower bounds on time: a slow machine only adds to them, so
+# these assertions hold anywhere; an upper bound would be a timed test of the machine.
+
+
+def test_link_cap_bounds_a_transfer(root: Path) -> None:
+    mbps = 8.0  # 1 MB/s: the 300 kB file needs at least (300 kB - one burst) / rate
+    with MirrorServer(root, link_mbps=mbps) as srv:
+        t0 = time.perf_counter()
+        status, _, body = request(srv, f"/scenes/{SCENE}.zip")
+        elapsed = time.perf_counter() - t0
+        bucket = srv.link.bucket
+        assert bucket is not None and bucket.rate == mbps * 1e6 / 8
+        assert status == 200 and body == zip_bytes(root)
+        assert elapsed >= (ZIP_SIZE - bucket.burst) / bucket.rate
+        assert srv.link.stats.body_bytes == ZIP_SIZE and srv.link.stats.throttled_s > 0
+
+
+def test_link_cap_is_shared_by_connections(root: Path) -> None:
+    """Two parallel downloads on two connections together take what their sum needs, not what one needs."""
+    with MirrorServer(root, link_mbps=8.0) as srv:
+        bucket = srv.link.bucket
+        assert bucket is not None
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            bodies = list(pool.map(lambda _: request(srv, f"/scenes/{SCENE}.zip")[2], range(2)))
+        elapsed = time.perf_counter() - t0
+        assert bodies == [zip_bytes(root)] * 2
+        assert elapsed >= (2 * ZIP_SIZE - bucket.burst) / bucket.rate
+        assert srv.link.stats.connections == 2 and srv.link.stats.body_bytes == 2 * ZIP_SIZE
+
+
+def test_round_trip_per_request_and_per_connection(root: Path) -> None:
+    rtt_ms = 40.0
+    with MirrorServer(root, rtt_ms=rtt_ms) as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        t0 = time.perf_counter()
+        try:
+            for first in (0, 1000, 2000):
+                conn.request("GET", f"/scenes/{SCENE}.zip", headers={"Range": f"bytes={first}-{first + 9}"})
+                resp = conn.getresponse()
+                assert resp.status == 206 and resp.read() == zip_bytes(root)[first : first + 10]
+        finally:
+            conn.close()
+        elapsed = time.perf_counter() - t0
+        assert elapsed >= 4 * rtt_ms / 1000  # one handshake, three requests
+        assert (srv.link.stats.connections, srv.link.stats.requests) == (1, 3)
+        assert all(r.done_s - r.arrived_s >= rtt_ms / 1000 for r in srv.requests)
+    with pytest.raises(ValueError, match="rtt_ms"):
+        MirrorServer(root, rtt_ms=-1)
+
+
+def test_cli_serve_applies_the_link_model(root: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypersim_assets.cli", "serve", str(root), "--port", "0", "--rtt-ms", "30"]
+        + ["--link-mbps", "400"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "30 ms round trip, 400 Mbit/s shared" in line
+        url = line.split(" at ")[1].split(" ")[0]
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(f"{url}/notes.bin", timeout=10) as resp:
+            assert resp.read() == b"\x00\x01"
+        assert time.perf_counter() - t0 >= 2 * 0.030  # a new connection: handshake and request
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

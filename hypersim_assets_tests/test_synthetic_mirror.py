@@ -15,19 +15,15 @@ import pytest
 from PIL import Image
 
 from hypersim_assets.common import layout
-from hypersim_assets.synthetic.mirror import (
-    _REAL_CAMERA_ROWS,
+from hypersim_assets.synthetic.metadata_csvs import (
     CAMERA_PARAMETER_COLUMNS,
-    FINAL_PREVIEWS,
-    GEOMETRY_PREVIEWS_JPG,
-    GEOMETRY_PREVIEWS_PNG,
+    REAL_CAMERA_ROWS,
     SPLIT_COLUMNS,
     TRAJECTORY_COLUMNS,
-    MirrorSpec,
-    MirrorSummary,
-    _SceneZip,
-    write_synthetic_mirror,
 )
+from hypersim_assets.synthetic.mirror import MirrorSpec, MirrorSummary, write_synthetic_mirror
+from hypersim_assets.synthetic.previews import FINAL_PREVIEWS, GEOMETRY_PREVIEWS_JPG, GEOMETRY_PREVIEWS_PNG
+from hypersim_assets.synthetic.scene_zip import SceneZip
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
 SPEC = MirrorSpec(scenes=3, cameras=2, frames=4, height=24, width=32, seed=7)
@@ -365,15 +361,26 @@ def test_shading_is_image_like(mirror: MirrorSummary) -> None:
     assert len(np.unique(f["render_entity_id"])) >= 3
 
 
-def test_previews_are_real_images(mirror: MirrorSummary) -> None:
+def test_previews_look_like_upstream(mirror: MirrorSummary) -> None:
+    """Preview PNGs are real images at a quarter size; preview JPEGs are stand-in bytes (nothing
+    converts them) with JPEG start and end markers, distinct per member, of plausible size."""
     s, cam, fi = _present_frames(mirror)[0]
+    jpegs: dict[str, bytes] = {}
     with _zip(mirror, s) as zf:
         for name in sorted(_frame_members(s, cam, fi)):
-            if name.endswith((".jpg", ".png")):
+            if name.endswith(".png"):
                 im = Image.open(io.BytesIO(zf.read(name)))
                 im.load()
-                assert im.format == ("JPEG" if name.endswith(".jpg") else "PNG"), name
+                assert im.format == "PNG", name
                 assert im.size == (-(-SPEC.width // 4), -(-SPEC.height // 4)), name
+            elif name.endswith(".jpg"):
+                jpegs[name] = zf.read(name)
+    pixels = -(-SPEC.width // 4) * -(-SPEC.height // 4)
+    assert len(jpegs) == len(FINAL_PREVIEWS) + len(GEOMETRY_PREVIEWS_JPG)
+    for name, data in jpegs.items():
+        assert data[:4] == b"\xff\xd8\xff\xe0" and data[-2:] == b"\xff\xd9", name
+        assert 0.05 * pixels <= len(data) - 22 <= 0.15 * pixels, name
+    assert len(set(jpegs.values())) == len(jpegs)
 
 
 def test_edge_cases_are_planted(mirror: MirrorSummary) -> None:
@@ -443,7 +450,7 @@ def test_columns_and_camera_rows_match_the_real_files(mirror: MirrorSummary) -> 
         assert real == cols == ours, name
     with open(REFERENCE / "metadata" / layout.CAMERA_PARAMETERS_CSV, newline="") as f:
         real_rows = {line.split(",", 1)[0]: line.rstrip("\r\n") for line in f}
-    for scene, row in _REAL_CAMERA_ROWS.items():
+    for scene, row in REAL_CAMERA_ROWS.items():
         assert real_rows[scene] == row, scene
     real_types = set(pd.read_csv(REFERENCE / "metadata" / layout.TRAJECTORIES_CSV)["Scene type"])
     assert set(pd.read_csv(mirror.root / layout.TRAJECTORIES_CSV)["Scene type"]) <= real_types
@@ -505,11 +512,11 @@ def test_full_size_frame_matches_the_real_file_format(tmp_path: Path) -> None:
 
 def test_a_failed_scene_leaves_no_half_zip(tmp_path: Path) -> None:
     target = tmp_path / "ai_001_001.zip"
-    with pytest.raises(RuntimeError, match="render failed"), _SceneZip(target) as zf:
+    with pytest.raises(RuntimeError, match="render failed"), SceneZip(target) as zf:
         zf.add("ai_001_001/_detail/metadata_scene.csv", b"parameter_name,parameter_value\n", True)
         raise RuntimeError("render failed")
     assert list(tmp_path.iterdir()) == []
-    with _SceneZip(target) as zf:
+    with SceneZip(target) as zf:
         zf.add("ai_001_001/_detail/metadata_scene.csv", b"x\n", True)
     with zipfile.ZipFile(target) as z:
         assert z.namelist() == ["ai_001_001/", "ai_001_001/_detail/", "ai_001_001/_detail/metadata_scene.csv"]

@@ -1,6 +1,7 @@
 """A loopback HTTP mirror of a Hypersim source directory (metadata CSVs and
-``scenes/<scene>.zip``) with byte ranges and switchable faults, so downloads
-can be tested against a real server that misbehaves on purpose.
+``scenes/<scene>.zip``) with byte ranges, switchable faults (``faults``) and a link model
+(``link_model``: round-trip latency and a shared bandwidth cap), so downloads can be tested and
+benchmarked against a real server that misbehaves, or is far away, on purpose.
 
 Standard library only: a ``ThreadingHTTPServer`` in a background thread.
 
@@ -20,115 +21,58 @@ Protocol choices:
   without touching the file.
 * HTTP/1.1 with keep-alive; every response carries ``Content-Length``.
 
-Fault counters (failures answered, responses dropped, requests seen for the
-ETag fault) belong to the server and only count requests the faults apply to
-(existing files whose path contains ``path_filter``). Assigning a new
-``Faults`` to ``MirrorServer.faults`` resets the counters; mutating the current
-one in place keeps them.
+The request log keeps the last ``max_log`` requests (a bounded buffer: a long-running
+``serve`` does not grow without limit).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
+import collections
 import email.utils
 import os
-import re
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from hypersim_assets.synthetic.faults import Faults, FaultState
+from hypersim_assets.synthetic.http_ranges import content_type, etag, if_range_matches, parse_single_range
+from hypersim_assets.synthetic.link_model import LinkModel
+
+__all__ = [
+    "CHUNK_BYTES",
+    "DEFAULT_MAX_LOG",
+    "Faults",
+    "LinkModel",
+    "MirrorServer",
+    "RequestRecord",
+    "parse_single_range",
+]
+
 CHUNK_BYTES = 64 * 1024
-_CONTENT_TYPES = {".zip": "application/zip", ".csv": "text/csv"}
-_SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-
-
-@dataclass
-class Faults:
-    """Misbehaviour to switch on. Counts are per server; ``-1`` in a ``*_times`` field means always."""
-
-    drop_after_bytes: int | None = None  # close the connection after this many body bytes of a response
-    drop_times: int = 1  # how many responses get dropped (then normal again); -1 = always
-    fail_status: int | None = None  # answer this status (e.g. 500, 503) ...
-    fail_times: int = 0  # ... this many times, then normal; -1 = always
-    ignore_range: bool = False  # answer 200 with the whole file even when Range was asked
-    etag_change_after: int | None = None  # after this many requests every file's ETag changes
-    delay_s: float = 0.0  # sleep this long (seconds) before each body chunk of CHUNK_BYTES
-    path_filter: str | None = None  # faults apply only to request paths containing this substring
+DEFAULT_MAX_LOG = 10_000  # request records kept in memory
 
 
 @dataclass
 class RequestRecord:
     """One request, logged on arrival. ``status`` is 0 until the status line is chosen; both it and
     ``body_bytes`` are filled in before the bytes go out, so once a client has read a response its
-    record is final. ``body_bytes`` counts body bytes written (fewer than promised when dropped)."""
+    record is final. ``body_bytes`` counts body bytes written (fewer than promised when dropped).
+    ``arrived_s`` and ``done_s`` are ``time.monotonic()`` when the request was read and when its
+    response was written (0 until then), for benchmarks that ask where the time went."""
 
     method: str
     path: str
     range_header: str | None
     status: int
     body_bytes: int
-
-
-@dataclass
-class _Counters:
-    seen: int = 0  # requests the faults applied to (drives etag_change_after)
-    failed: int = 0
-    dropped: int = 0
-
-
-def _content_type(path: Path) -> str:
-    return _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-
-
-def _etag(st: os.stat_result, generation: int) -> str:
-    suffix = f"-g{generation}" if generation else ""
-    return f'"{st.st_size:x}-{st.st_mtime_ns:x}{suffix}"'
-
-
-def parse_single_range(header: str, size: int) -> tuple[int, int] | None | str:
-    """Parse a ``Range`` header against a file of ``size`` bytes.
-
-    Returns ``(first, last)`` inclusive byte offsets for one satisfiable range,
-    ``None`` when the header should be ignored (malformed, not ``bytes``, or
-    several ranges) and ``"unsatisfiable"`` for a valid single range outside the file.
-    """
-    match = _SINGLE_RANGE.match(header)
-    if match is None:
-        return None
-    first_text, last_text = match.groups()
-    if not first_text and not last_text:
-        return None
-    if not first_text:  # suffix range: the last n bytes
-        n = int(last_text)
-        if n == 0 or size == 0:
-            return "unsatisfiable"
-        return max(0, size - n), size - 1
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last_text and last < first:
-        return None  # invalid syntax: ignore the header
-    if first >= size:
-        return "unsatisfiable"
-    return first, min(last, size - 1)
-
-
-def _if_range_matches(value: str, etag: str, st: os.stat_result) -> bool:
-    value = value.strip()
-    if value.startswith("W/"):
-        return False  # weak validators never satisfy If-Range
-    if value.startswith('"'):
-        return value == etag
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return False
-    return int(when.timestamp()) == int(st.st_mtime)
+    arrived_s: float = 0.0
+    done_s: float = 0.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -145,7 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.mirror._track(self.connection, add=True)
+        mirror = self.server.mirror
+        mirror._track(self.connection, add=True)
+        if mirror.link.active:
+            mirror.link.connection_opened(mirror._stopping)
 
     def finish(self) -> None:
         try:
@@ -198,14 +145,18 @@ class _Handler(BaseHTTPRequestHandler):
         range_header = self.headers.get("Range")
         # Logged on arrival and filled in before the bytes go out, so a client
         # that has read its response always finds the record complete.
-        self._log = RequestRecord(self.command, self.path, range_header, 0, 0)
+        self._log = RequestRecord(self.command, self.path, range_header, 0, 0, arrived_s=time.monotonic())
         mirror._record(self._log)
+        if mirror.link.active:
+            mirror.link.request_arrived(mirror._stopping)
         try:
             self._respond(send_body, range_header)
         except _Dropped:
             self.close_connection = True
         except OSError:  # client hung up, or the server is stopping
             self.close_connection = True
+        finally:
+            self._log.done_s = time.monotonic()
 
     def _respond(self, send_body: bool, range_header: str | None) -> None:
         mirror = self.server.mirror
@@ -214,7 +165,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._simple(404, f"not found: {urlsplit(self.path).path}", send_body=send_body)
             return
 
-        faults, applies, generation, fail = mirror._admit(self.path)
+        admission = mirror._fault_state.admit(self.path)
+        faults, applies, generation, fail = (
+            admission.faults,
+            admission.applies,
+            admission.generation,
+            admission.fail_status,
+        )
         if fail is not None:
             self._simple(fail, f"injected failure {fail}", {"Retry-After": "0"}, send_body=send_body)
             return
@@ -222,17 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
         with open(file_path, "rb") as f:
             st = os.fstat(f.fileno())
             size = st.st_size
-            etag = _etag(st, generation)
+            current_etag = etag(st, generation)
             headers = {
                 "Accept-Ranges": "bytes",
-                "ETag": etag,
+                "ETag": current_etag,
                 "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
-                "Content-Type": _content_type(file_path),
+                "Content-Type": content_type(file_path),
             }
             first, last, status = 0, size - 1, 200
             use_range = self.command == "GET" and range_header is not None and not (applies and faults.ignore_range)
             if_range = self.headers.get("If-Range")
-            if use_range and if_range is not None and not _if_range_matches(if_range, etag, st):
+            if use_range and if_range is not None and not if_range_matches(if_range, current_etag, st):
                 use_range = False
             if use_range:
                 parsed = parse_single_range(range_header, size)
@@ -261,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         stop_at = length
         dropping = False
         if faults is not None and faults.drop_after_bytes is not None and faults.drop_after_bytes < length:
-            dropping = mirror._claim_drop()
+            dropping = mirror._fault_state.claim_drop()
             if dropping:
                 stop_at = max(0, faults.drop_after_bytes)
         delay = faults.delay_s if faults is not None else 0.0
@@ -272,6 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
             chunk = f.read(min(CHUNK_BYTES, stop_at - sent))
             if not chunk:
                 raise OSError(f"{f.name} shrank while being served")
+            if mirror.link.bucket is not None:
+                mirror.link.send(len(chunk), mirror._stopping)
+                if mirror._stopping.is_set():
+                    raise ConnectionAbortedError("server stopping")
             self._log.body_bytes = sent + len(chunk)
             try:
                 self.wfile.write(chunk)
@@ -323,18 +284,23 @@ class MirrorServer:
         port: int = 0,
         faults: Faults | None = None,
         verbose: bool = False,
+        rtt_ms: float = 0.0,
+        link_mbps: float | None = None,
+        max_log: int = DEFAULT_MAX_LOG,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise NotADirectoryError(f"mirror root {self.root} is not a directory")
+        if max_log < 1:
+            raise ValueError(f"max_log must be at least 1, got {max_log}")
         self.host = host
         self.port = port
         self.verbose = verbose
-        self.requests: list[RequestRecord] = []
+        self.link = LinkModel(rtt_ms=rtt_ms, link_mbps=link_mbps)
         self.url = ""
         self._lock = threading.Lock()
-        self._faults = faults if faults is not None else Faults()
-        self._counters = _Counters()
+        self._log: collections.deque[RequestRecord] = collections.deque(maxlen=max_log)
+        self._fault_state = FaultState(faults)
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -344,46 +310,27 @@ class MirrorServer:
 
     @property
     def faults(self) -> Faults:
-        return self._faults
+        return self._fault_state.faults
 
     @faults.setter
     def faults(self, value: Faults) -> None:
+        """A new ``Faults`` resets the fault counters; mutating the current one keeps them."""
+        self._fault_state.faults = value
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The last ``max_log`` requests, oldest first (a copy; the records themselves are live)."""
         with self._lock:
-            self._faults = value
-            self._counters = _Counters()
+            return list(self._log)
 
     def reset_log(self) -> None:
-        """Forget the recorded requests (fault counters are kept)."""
+        """Forget the recorded requests (fault counters and link statistics are kept)."""
         with self._lock:
-            del self.requests[:]
+            self._log.clear()
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
-            self.requests.append(record)
-
-    def _admit(self, path: str) -> tuple[Faults, bool, int, int | None]:
-        """Count a request for an existing file: (faults snapshot, whether they apply, ETag generation, status to fail with)."""
-        with self._lock:
-            faults = dataclasses.replace(self._faults)
-            applies = faults.path_filter is None or faults.path_filter in path
-            if not applies:
-                return faults, False, 0, None
-            c = self._counters
-            c.seen += 1
-            generation = int(faults.etag_change_after is not None and c.seen > faults.etag_change_after)
-            fail = None
-            if faults.fail_status is not None and (faults.fail_times < 0 or c.failed < faults.fail_times):
-                c.failed += 1
-                fail = faults.fail_status
-            return faults, True, generation, fail
-
-    def _claim_drop(self) -> bool:
-        with self._lock:
-            times = self._faults.drop_times
-            if times >= 0 and self._counters.dropped >= times:
-                return False
-            self._counters.dropped += 1
-            return True
+            self._log.append(record)
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
@@ -436,41 +383,3 @@ class MirrorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def serve_forever(
-    root: Path,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    faults: Faults | None = None,
-    verbose: bool = False,
-) -> None:
-    """Serve ``root`` until interrupted (Ctrl-C returns normally). Prints nothing; the caller announces the URL."""
-    _run_until_interrupted(MirrorServer(root, host=host, port=port, faults=faults, verbose=verbose))
-
-
-def _run_until_interrupted(server: MirrorServer, announce: bool = False) -> None:
-    server.start()
-    if announce:
-        print(f"serving {server.root} at {server.url} (Ctrl-C to stop)", flush=True)
-    try:
-        server._stopping.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m hypersim_assets.synthetic.mirror_server ROOT [--host H] [--port P] [-v]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="folder holding the metadata CSVs and scenes/<scene>.zip")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
-    args = parser.parse_args(argv)
-    _run_until_interrupted(MirrorServer(args.root, host=args.host, port=args.port, verbose=args.verbose), announce=True)
-
-
-if __name__ == "__main__":
-    main()
