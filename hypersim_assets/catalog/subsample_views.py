@@ -253,7 +253,8 @@ def write_views(
             stems = frame.loc[(frame["split"].astype(object) == split) & frame["present"], "stem"]
             text = "".join(f"{s}\n" for s in stems)
             name = text_list_name(split, n)
-            path = write_text_atomic(text, dataset_root / name)
+            path = dataset_root / name
+            write_text_atomic(text, path)
             paths.append(str(path))
             summary["text_lists"][name] = len(stems)
     return ViewsResult(summary, paths)

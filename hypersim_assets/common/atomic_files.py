@@ -1,51 +1,76 @@
 """Whole-file writes that never leave a half-written file where a finished one is
-expected: write a temp file in the same folder, fsync it, ``os.replace`` it into place."""
+expected: write a temp file in the same folder, optionally fsync it, ``os.replace`` it into
+place. The one atomic-write helper of the project; every whole-file writer goes through
+:func:`atomic_path`.
+
+Temp names are ``.<name>.<pid>.<random>.tmp`` so that a cleaner can tell a live writer's
+temp file from one left by a dead process (``convert.scene_conversion``). Files are created
+``0666 & ~umask`` as ``open()`` would (not ``mkstemp``'s 0600), so group-shared roots work.
+Streamed downloads are different: their ``.part`` files are kept to resume from and are
+renamed only after size and CRC-32 verification (``download.member_fetch``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _write_atomic(path: Path, write: Callable[[str], None], fsync: bool = True) -> Path:
+def temp_name(path: Path) -> Path:
+    """A fresh temp path beside ``path``: ``.<name>.<pid>.<random>.tmp``."""
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` (already created, empty) for the body to write; on
+    success it replaces ``path``, on any exception it is removed and ``path`` is untouched.
+
+    ``fsync`` flushes the temp file before the rename, so the file also survives a power
+    cut, not only a crashed process. Parent folders are created as needed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would carry over to the finished file; 0666 minus umask as open() gives.
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = temp_name(path)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(tmp)
-        if fsync:  # also survive a power cut, not only a crashed process
+        yield tmp
+        if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
 
 
-def write_bytes_atomic(data: bytes, path: Path, fsync: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path``."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-
-    return _write_atomic(path, write, fsync)
+def write_bytes_atomic(data: bytes, path: Path, fsync: bool = True) -> int:
+    """Write ``data`` to ``path`` atomically; returns the number of bytes written."""
+    with atomic_path(path, fsync) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+    return len(data)
 
 
-def write_text_atomic(text: str, path: Path) -> Path:
-    """Write ``text`` as UTF-8 with ``\\n`` line ends to ``path`` atomically; returns ``path``."""
+def write_text_atomic(text: str, path: Path) -> int:
+    """Write ``text`` as UTF-8 with ``\\n`` line ends to ``path`` atomically; returns the byte count."""
     return write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_json_atomic(data: object, path: Path) -> int:
+    """Write ``data`` as indented, key-sorted JSON to ``path`` atomically; returns the byte count."""
+    return write_text_atomic(json.dumps(data, indent=1, sort_keys=True), path)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
     """Write ``table`` as Parquet (zstd) to ``path`` atomically; returns ``path``."""
-    return _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(path)

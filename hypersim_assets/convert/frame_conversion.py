@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hypersim_assets.common.atomic_files import write_bytes_atomic
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED, STATUS_FAILED, STATUS_INPUT_MISSING
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
 from hypersim_assets.convert import depth as depth_mod
@@ -41,7 +42,7 @@ from hypersim_assets.convert.hdf5_frames import (
     read_frame_images,
     read_meters_per_asset_unit,
 )
-from hypersim_assets.convert.png_writer import PngCompression, encode_png, write_bytes_atomically
+from hypersim_assets.convert.png_writer import PngCompression, encode_png
 
 # Bump on any change that changes output bytes or facts; Dagster uses it as the code version.
 CONVERTER_VERSION = "2"
@@ -331,7 +332,7 @@ def _write_if_changed(data: bytes, path: Path, fsync: bool) -> None:
             return
     except FileNotFoundError:
         pass
-    write_bytes_atomically(data, path, fsync=fsync)
+    write_bytes_atomic(data, path, fsync=fsync)
 
 
 def frame_facts_of(frame: ConvertedFrame, base: FrameFacts, output_bytes: int) -> FrameFacts:
@@ -400,7 +401,7 @@ def convert_frame(
     rels = frame_output_paths(split_dir, scene, camera, frame_id)
     total = 0
     for modality, data in files.items():
-        total += write_bytes_atomically(data, dataset_root / rels[modality], fsync=settings.fsync)
+        total += write_bytes_atomic(data, dataset_root / rels[modality], fsync=settings.fsync)
     intr_rels = intrinsics_output_paths(split_dir, scene, camera)
     _write_if_changed(
         json_text(reprojection.rgb_intrinsics(frame.intrinsics)).encode(),
@@ -420,7 +421,7 @@ def convert_frame(
         "inputs": _input_stamps(scene_dir, scene, camera, frame_id),
         "facts": dataclasses.asdict(facts),
     }
-    write_bytes_atomically(
+    write_bytes_atomic(
         json.dumps(marker).encode(), marker_path(dataset_root, scene, camera, frame_id), fsync=settings.fsync
     )
     return facts

@@ -210,25 +210,24 @@ def read_meters_per_asset_unit(scene_dir: Path, scene: str, camera: str = "-", f
 
 
 def _cached_dataset(path: Path, scene: str, camera: str, frame_id: int) -> np.ndarray:
+    """The whole per-scene or per-trajectory dataset in ``path``, read once per process while the
+    file is unchanged; errors name the frame that needed it."""
     stamp = _stamp(path)
     if stamp is None:
         raise FrameInputMissing(scene, camera, frame_id, _rel(path, scene), "file does not exist")
-    return _whole_cached(stamp, scene, camera, frame_id)
+    try:
+        return _whole_dataset(stamp, scene)
+    except FrameInputError as exc:
+        raise type(exc)(scene, camera, frame_id, exc.path, exc.why) from exc
 
 
-# Whole per-scene/per-trajectory datasets of this process, by (path, size, mtime); errors are not cached.
-_WHOLE: dict[tuple[str, int, int], np.ndarray] = {}
-
-
-def _whole_cached(stamp: tuple[str, int, int], scene: str, camera: str, frame_id: int) -> np.ndarray:
-    hit = _WHOLE.get(stamp)
-    if hit is None:
-        hit = _read_dataset(Path(stamp[0]), scene, camera, frame_id)
-        hit.setflags(write=False)
-        if len(_WHOLE) >= 16:
-            _WHOLE.pop(next(iter(_WHOLE)))
-        _WHOLE[stamp] = hit
-    return hit
+# The module's one cache idiom: lru_cache keyed by the file's (path, size, mtime_ns) stamp, so a
+# changed file is read again; exceptions are never cached. Arrays are returned read-only.
+@lru_cache(maxsize=16)
+def _whole_dataset(stamp: tuple[str, int, int], scene: str) -> np.ndarray:
+    data = _read_dataset(Path(stamp[0]), scene, "-", 0)
+    data.setflags(write=False)
+    return data
 
 
 def read_camera_pose(scene_dir: Path, scene: str, camera: str, frame_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -197,16 +197,6 @@ def encode_png(
     return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
 
 
-def write_bytes_atomically(data: bytes, path: Path, fsync: bool = False) -> int:
-    """Write ``data`` to ``path`` atomically (``atomic_files``); returns the byte count.
-
-    ``fsync`` also flushes the file to disk before the rename (survives power loss,
-    not only process crashes).
-    """
-    write_bytes_atomic(data, path, fsync=fsync)
-    return len(data)
-
-
 def write_png(
     image: np.ndarray,
     path: Path,
@@ -215,4 +205,4 @@ def write_png(
     fsync: bool = False,
 ) -> int:
     """Encode ``image`` and write it atomically to ``path``; returns the file size in bytes."""
-    return write_bytes_atomically(encode_png(image, compression, kind), path, fsync=fsync)
+    return write_bytes_atomic(encode_png(image, compression, kind), path, fsync=fsync)

@@ -5,9 +5,10 @@ zip's bytes depend only on what was added.
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
+
+from hypersim_assets.common.atomic_files import atomic_path
 
 _ZIP_DATE = (2020, 6, 1, 0, 0, 0)  # fixed member timestamps keep the bytes a function of the seed
 
@@ -18,10 +19,11 @@ class SceneZip:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         self.dirs: set[str] = set()
 
     def __enter__(self) -> SceneZip:  # noqa: PYI034 (Self needs Python 3.11; the project supports 3.10)
+        self._atomic = atomic_path(self.path)
+        self.tmp = self._atomic.__enter__()
         self.raw = open(self.tmp, "wb")
         self.zf = zipfile.ZipFile(self.raw, "w")
         return self
@@ -46,12 +48,7 @@ class SceneZip:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             self.zf.close()
-            self.raw.flush()
-            if exc_type is None:
-                os.fsync(self.raw.fileno())
         finally:
             self.raw.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        # atomic_path fsyncs and renames on success, removes the temp file on failure.
+        self._atomic.__exit__(exc_type, exc, tb)
