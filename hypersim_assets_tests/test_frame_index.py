@@ -9,16 +9,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from hypersim_assets.catalog import metadata as md
+from hypersim_assets.catalog.frame_files import frame_files_present, missing_frame_files
 from hypersim_assets.catalog.frame_index import (
     INDEX_FILE,
     INDEX_SCHEMA,
     PATH_COLUMNS,
     build_frame_index,
-    frame_files_present,
-    load_scene_facts,
-    missing_frame_files,
     write_parquet_atomic,
 )
+from hypersim_assets.catalog.scene_facts import load_scene_facts
 from hypersim_assets.common.frame_facts import FACTS_SCHEMA, STATUS_FAILED, STATUS_INPUT_MISSING
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths
 from hypersim_assets_tests.catalog_fixtures import (

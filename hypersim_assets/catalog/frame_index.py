@@ -28,22 +28,20 @@ never hold nulls and come back as numpy integers and booleans.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from hypersim_assets.catalog.blacklist import blacklist_reason
 from hypersim_assets.catalog.metadata import MetadataTables
+from hypersim_assets.catalog.scene_facts import conform_facts_table
 from hypersim_assets.common.atomic_files import write_parquet_atomic
 from hypersim_assets.common.frame_facts import (
     CAMERA_FIELDS,
-    FACTS_DIR,
     FACTS_SCHEMA,
     STATUS_EXCLUDED,
     STATUS_FAILED,
@@ -64,9 +62,6 @@ __all__ = [
     "INDEX_SCHEMA",
     "PATH_COLUMNS",
     "build_frame_index",
-    "frame_files_present",
-    "load_scene_facts",
-    "missing_frame_files",
     "read_frame_index",
     "write_parquet_atomic",
 ]
@@ -154,60 +149,6 @@ _FACT_VALUE_COLUMNS: tuple[str, ...] = tuple(
 )
 
 
-# -- facts --------------------------------------------------------------------------------
-
-
-def _conform_facts(table: pa.Table, source: str) -> pa.Table:
-    """Cast to FACTS_SCHEMA; absent value columns become null, absent key columns are an error."""
-    missing_keys = [c for c in ("scene", "camera", "frame_id", "status") if c not in table.column_names]
-    if missing_keys:
-        raise ValueError(f"facts {source} lack column(s) {', '.join(missing_keys)}")
-    columns = []
-    for field in FACTS_SCHEMA:
-        if field.name in table.column_names:
-            try:
-                columns.append(table.column(field.name).cast(field.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise ValueError(f"facts {source}, column {field.name}: cannot be read as {field.type}: {exc}") from exc
-        else:
-            columns.append(pa.nulls(table.num_rows, field.type))
-    return pa.Table.from_arrays(columns, schema=FACTS_SCHEMA)
-
-
-def load_scene_facts(data_root: Path) -> pd.DataFrame:
-    """Every scene's facts (``<data root>/facts/<scene>.parquet``) as one DataFrame in FACTS_SCHEMA.
-
-    Empty (with the schema's columns) when the folder or files are absent. Hidden
-    and temporary files are ignored. A file that cannot be read, or holds rows of
-    another scene than its name says, raises ValueError naming it.
-    """
-    facts_dir = Path(data_root) / FACTS_DIR
-    files = sorted(p for p in facts_dir.glob("*.parquet") if not p.name.startswith(".")) if facts_dir.is_dir() else []
-    tables = []
-    for path in files:
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise ValueError(f"facts file {path} is not readable Parquet: {exc}") from exc
-        table = _conform_facts(table, str(path))
-        scenes = set(table.column("scene").unique().to_pylist())
-        if scenes - {path.stem}:
-            raise ValueError(f"facts file {path} holds rows of scene(s) {sorted(scenes - {path.stem})}")
-        tables.append(table)
-    merged = pa.concat_tables(tables) if tables else FACTS_SCHEMA.empty_table()
-    return merged.to_pandas()
-
-
-def _facts_as_table(facts: pd.DataFrame | pa.Table | None) -> pa.Table:
-    if facts is None:
-        return FACTS_SCHEMA.empty_table()
-    if isinstance(facts, pd.DataFrame):
-        if len(facts) == 0:
-            return FACTS_SCHEMA.empty_table()
-        facts = pa.Table.from_pandas(facts, preserve_index=False)
-    return _conform_facts(facts, "table")
-
-
 # -- building -----------------------------------------------------------------------------
 
 
@@ -291,7 +232,7 @@ def build_frame_index(
     bl_reason = traj_blacklist[codes]
 
     # Facts joined by key; excluded frames never take facts.
-    facts_tbl = _facts_as_table(facts)
+    facts_tbl = conform_facts_table(facts)
     keys = pd.DataFrame({"scene": scene, "camera": camera, "frame_id": frame_id})
     fkeys = pd.DataFrame(
         {
@@ -423,69 +364,3 @@ def read_frame_index(dataset_root: Path, **read_kwargs) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"frame index {path} does not exist; materialise frame_index first")
     return pd.read_parquet(path, **read_kwargs)
-
-
-# -- files on disk ------------------------------------------------------------------------
-
-
-class _DirCache:
-    """Names in each directory, listed once: far fewer syscalls than a stat per file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = str(root)
-        self._names: dict[str, frozenset[str]] = {}
-
-    def has(self, rel: str) -> bool:
-        folder, _, name = rel.rpartition("/")
-        names = self._names.get(folder)
-        if names is None:
-            try:
-                names = frozenset(os.listdir(os.path.join(self.root, folder)))
-            except (FileNotFoundError, NotADirectoryError):
-                names = frozenset()
-            self._names[folder] = names
-        return name in names
-
-
-def _path_matrix(index: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
-    return [index[col].to_numpy(dtype=object)[rows] for col in PATH_COLUMNS.values()]
-
-
-def frame_files_present(index: pd.DataFrame, dataset_root: Path, rows: np.ndarray | None = None) -> np.ndarray:
-    """Per index row: True if every output file of the frame (all ``path_*`` columns) exists.
-
-    ``rows``: boolean mask of the rows to look at (others are False); default all.
-    Rows without paths (excluded frames) are False.
-    """
-    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    selected = np.flatnonzero(mask)
-    present = np.zeros(len(index), dtype=bool)
-    cache = _DirCache(Path(dataset_root))
-    ok = np.ones(len(selected), dtype=bool)
-    for paths in _path_matrix(index, selected):
-        ok &= np.fromiter((isinstance(p, str) and cache.has(p) for p in paths), dtype=bool, count=len(paths))
-    present[selected] = ok
-    return present
-
-
-def missing_frame_files(index: pd.DataFrame, dataset_root: Path, rows: np.ndarray | None = None) -> list[str]:
-    """Relative paths of the selected rows' files that do not exist, each once (a trajectory's
-    intrinsics are shared by its frames), in index order and modality order within a frame."""
-    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    selected = np.flatnonzero(mask)
-    cache = _DirCache(Path(dataset_root))
-    columns = _path_matrix(index, selected)
-    missing = []
-    for r in range(len(selected)):
-        for paths in columns:
-            p = paths[r]
-            if isinstance(p, str) and not cache.has(p):
-                missing.append(p)
-    return list(dict.fromkeys(missing))
-
-
-def expected_frame_files(index: pd.DataFrame, rows: np.ndarray | None = None) -> Iterable[str]:
-    """Every relative output path of the selected rows (for tests and tools)."""
-    mask = np.ones(len(index), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    for paths in _path_matrix(index, np.flatnonzero(mask)):
-        yield from (p for p in paths if isinstance(p, str))

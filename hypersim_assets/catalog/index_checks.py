@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hypersim_assets.catalog.frame_index import missing_frame_files, read_frame_index
+from hypersim_assets.catalog.frame_files import missing_frame_files
+from hypersim_assets.catalog.frame_index import read_frame_index
 from hypersim_assets.catalog.subsample_views import (
     SPLITS,
     eligible_frames,

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from hypersim_assets.common.atomic_files import write_parquet_atomic
 from hypersim_assets.common.frame_facts import (
+    FACTS_DIR,
     FACTS_SCHEMA,
     STATUS_CONVERTED,
     STATUS_FAILED,
@@ -144,3 +147,58 @@ def counts_markdown(rows: list[dict]) -> str:
         counts = [sum(1 for r in rows if r["camera"] == cam and r["status"] == s) for s in statuses]
         lines.append(f"| {cam} | " + " | ".join(str(c) for c in counts) + " |")
     return "\n".join(lines)
+
+
+# -- reading back -------------------------------------------------------------------------
+
+
+def _conform_facts(table: pa.Table, source: str) -> pa.Table:
+    """Cast to FACTS_SCHEMA; absent value columns become null, absent key columns are an error."""
+    missing_keys = [c for c in ("scene", "camera", "frame_id", "status") if c not in table.column_names]
+    if missing_keys:
+        raise ValueError(f"facts {source} lack column(s) {', '.join(missing_keys)}")
+    columns = []
+    for field in FACTS_SCHEMA:
+        if field.name in table.column_names:
+            try:
+                columns.append(table.column(field.name).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"facts {source}, column {field.name}: cannot be read as {field.type}: {exc}") from exc
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=FACTS_SCHEMA)
+
+
+def load_scene_facts(data_root: Path) -> pd.DataFrame:
+    """Every scene's facts (``<data root>/facts/<scene>.parquet``) as one DataFrame in FACTS_SCHEMA.
+
+    Empty (with the schema's columns) when the folder or files are absent. Hidden
+    and temporary files are ignored. A file that cannot be read, or holds rows of
+    another scene than its name says, raises ValueError naming it.
+    """
+    facts_dir = Path(data_root) / FACTS_DIR
+    files = sorted(p for p in facts_dir.glob("*.parquet") if not p.name.startswith(".")) if facts_dir.is_dir() else []
+    tables = []
+    for path in files:
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"facts file {path} is not readable Parquet: {exc}") from exc
+        table = _conform_facts(table, str(path))
+        scenes = set(table.column("scene").unique().to_pylist())
+        if scenes - {path.stem}:
+            raise ValueError(f"facts file {path} holds rows of scene(s) {sorted(scenes - {path.stem})}")
+        tables.append(table)
+    merged = pa.concat_tables(tables) if tables else FACTS_SCHEMA.empty_table()
+    return merged.to_pandas()
+
+
+def conform_facts_table(facts: pd.DataFrame | pa.Table | None) -> pa.Table:
+    """``facts`` (a DataFrame, a table, or None for none) as a table in FACTS_SCHEMA."""
+    if facts is None:
+        return FACTS_SCHEMA.empty_table()
+    if isinstance(facts, pd.DataFrame):
+        if len(facts) == 0:
+            return FACTS_SCHEMA.empty_table()
+        facts = pa.Table.from_pandas(facts, preserve_index=False)
+    return _conform_facts(facts, "table")

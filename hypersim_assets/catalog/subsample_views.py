@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from hypersim_assets.catalog.frame_index import frame_files_present, read_frame_index
+from hypersim_assets.catalog.frame_files import frame_files_present
+from hypersim_assets.catalog.frame_index import read_frame_index
 from hypersim_assets.common.atomic_files import write_parquet_atomic, write_text_atomic
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 

@@ -13,6 +13,10 @@ modification time of each input. With ``skip_existing``, a frame is skipped (and
 taken from the marker) when the marker matches the current version and settings, every
 output exists with its recorded size, and no input that is present has changed; inputs
 that are absent (raw files deleted after conversion) do not force a re-run.
+
+Why past 400 lines: this is the one place where a frame's whole path (read, convert,
+encode, skip, write, facts) is put together, and its parts share the frame's records
+(``FrameFacts``, ``ConvertedFrame``); the steps themselves live in their own modules.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ import dagster as dg
 
 from hypersim_assets import __version__
 from hypersim_assets.catalog import metadata as md
-from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, load_scene_facts, write_parquet_atomic
+from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
 from hypersim_assets.catalog.provenance import append_creation_meta
+from hypersim_assets.catalog.scene_facts import load_scene_facts
 from hypersim_assets.catalog.subsample_views import write_views
 from hypersim_assets.defs.assets.conversion import converted_scene
 from hypersim_assets.defs.assets.raw import hypersim_metadata
