@@ -69,7 +69,7 @@ def exclusive_lock(path: Path, timeout_s: float | None, label: str = "", what: s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # 0666 & ~umask, like every file we write
     try:
         while True:
             try:
