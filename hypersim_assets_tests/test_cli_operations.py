@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV
+from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV, SPLIT_CSV
 from hypersim_assets.defs.policies import DOWNLOAD_POOL
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
@@ -114,6 +114,18 @@ def _remove_scene_zip(root: Path, scene: str) -> str:
     return f"scene {scene}: not found"
 
 
+def _malformed_split_csv(root: Path, scene: str) -> str:
+    """A value that is not True/False in the split CSV's inclusion column, on its third line."""
+    path = root / SPLIT_CSV
+    lines = path.read_text().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    cells = lines[2].rstrip("\n").split(",")
+    cells[header.index("included_in_public_release")] = "maybe"
+    lines[2] = ",".join(cells) + "\n"
+    path.write_text("".join(lines))
+    return "column included_in_public_release"
+
+
 def _unpack_without_images(root: Path, scene: str) -> str:
     """An unpacked scene folder (as Apple's script leaves it) whose frame files are all gone."""
     zip_path = root / "scenes" / f"{scene}.zip"
@@ -128,8 +140,13 @@ def _unpack_without_images(root: Path, scene: str) -> str:
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("breaker", "name_scene"),
-    [(_remove_scene_zip, True), (_drop_camera_parameters_row, False), (_unpack_without_images, True)],
-    ids=["scene-404", "metadata-check", "no-frame-converted"],
+    [
+        (_remove_scene_zip, True),
+        (_drop_camera_parameters_row, False),
+        (_malformed_split_csv, False),
+        (_unpack_without_images, True),
+    ],
+    ids=["scene-404", "metadata-check", "malformed-split-csv", "no-frame-converted"],
 )
 def test_permanent_errors_fail_at_once_with_their_cause_on_stderr(mirror, tmp_path, breaker, name_scene):
     root, scenes = mirror
