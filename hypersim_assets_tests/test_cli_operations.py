@@ -111,7 +111,7 @@ def _drop_camera_parameters_row(root: Path, scene: str) -> str:
 
 def _remove_scene_zip(root: Path, scene: str) -> str:
     (root / "scenes" / f"{scene}.zip").unlink()
-    return f"scene {scene}: not found"
+    return f"scene {scene}: nothing at"
 
 
 def _malformed_split_csv(root: Path, scene: str) -> str:

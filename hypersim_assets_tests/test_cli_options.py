@@ -134,7 +134,9 @@ def test_creation_meta_records_the_options_as_the_reference_does(reference_optio
         "n_processes": 1,
         "members": "all",
     }
-    assert "--additional-subsamples 2 3" in record["command"]
+    # The options are recorded as settings, not as the raw command line: argv may carry a
+    # source URL with a password, so provenance keeps only the program's name.
+    assert "--additional-subsamples" not in record["command"]
 
 
 GOOD_CONFIG = """\
