@@ -133,6 +133,7 @@ def cluster(tmp_path):
         c.close()
 
 
+@pytest.mark.e2e
 def test_two_workers_write_the_same_bytes_as_a_local_conversion(scene, cluster, tmp_path):
     scene_dir, expected = scene
     with cluster.client(2) as watcher:
@@ -146,6 +147,7 @@ def test_two_workers_write_the_same_bytes_as_a_local_conversion(scene, cluster, 
     assert _tree(tmp_path / "out") == expected
 
 
+@pytest.mark.e2e
 def test_killed_worker_mid_scene_then_rerun_gives_identical_bytes(scene, cluster, tmp_path):
     scene_dir, expected = scene
     out = tmp_path / "out"
@@ -195,6 +197,7 @@ def test_killed_worker_mid_scene_then_rerun_gives_identical_bytes(scene, cluster
     assert _tree(out) == expected
 
 
+@pytest.mark.e2e
 def test_resource_inside_a_dagster_run(scene, tmp_path):
     """The wiring the ``converted_scene`` asset uses, in a real Dagster run."""
     scene_dir, expected = scene

@@ -56,6 +56,7 @@ def _partition_statuses(instance: dg.DagsterInstance, asset: str, check: str) ->
     return {info.partition_key: info.latest_execution_status.value for info in infos}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("missing_first", [True, False], ids=["missing-scene-first", "missing-scene-last"])
 def test_each_scene_keeps_its_own_frames_converted_result(small_mirror, mirror_server, tmp_path, missing_first):
     _, mirror = small_mirror
@@ -84,6 +85,7 @@ def test_each_scene_keeps_its_own_frames_converted_result(small_mirror, mirror_s
             assert _partition_statuses(instance, asset, check) == {bad: "SUCCEEDED", good: "SUCCEEDED"}, check
 
 
+@pytest.mark.e2e
 def test_a_check_rerun_alone_reads_the_disk_and_touches_only_its_partition(small_mirror, mirror_server, tmp_path):
     _, mirror = small_mirror
     scenes = list(mirror.scenes)

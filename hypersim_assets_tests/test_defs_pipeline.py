@@ -20,6 +20,9 @@ from hypersim_assets.materialize import materialize, resource_run_config
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 from hypersim_assets.synthetic.mirror_server import MirrorServer
 
+# Each test here runs the whole graph through a real instance: the slow end-to-end loop.
+pytestmark = pytest.mark.e2e
+
 H, W = 24, 32
 
 

@@ -65,6 +65,7 @@ def test_real_metadata_gives_457_scene_partitions(tmp_path):
         assert len(instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)) == 457
 
 
+@pytest.mark.e2e
 def test_raw_scene_fetches_selected_members_then_skips(mirror, tmp_path):
     import zipfile
 

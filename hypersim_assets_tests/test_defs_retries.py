@@ -117,6 +117,7 @@ def test_a_lost_run_worker_is_retried_as_a_new_run(shipped_instance, small_mirro
     assert _runs_the_daemon_would_launch(shipped_instance) == [run.run_id]
 
 
+@pytest.mark.e2e
 def test_transient_http_faults_are_absorbed_inside_the_run(shipped_instance, small_mirror, tmp_path):
     root, summary = small_mirror
     scene = summary.scenes[1]

@@ -165,6 +165,7 @@ assert all(f.status == "converted" for f in facts), facts
 """
 
 
+@pytest.mark.e2e
 def test_two_conversions_of_one_scene_at_once_both_succeed_identically(scene_dir, tmp_path):
     clean, shared = tmp_path / "clean", tmp_path / "shared"
     convert_scene(scene_dir, SCENE, _frames(), camera_params(H, W), clean)

@@ -9,6 +9,7 @@ import zipfile
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from hypersim_assets.catalog.scene_outputs import SceneDiskState
 from hypersim_assets.definitions import defs
@@ -126,6 +127,7 @@ def _scene_ui_state(instance, scene: str) -> dict:
     return {"status": status.value if status else None, "meta": meta, "check": check}
 
 
+@pytest.mark.e2e
 def test_planted_faults_ui_schedule_and_index_agree(tmp_path):
     """Missing input frame, corrupt HDF5, deleted PNG, failed download, invented partition key:
     the UI's view of each scene (status, metadata, check), the schedule's next tick and the
