@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 import zipfile
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from hypersim_assets.defs.policies import DOWNLOAD_POOL
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
 from hypersim_assets_tests.cli_runs import make_home, run_cli, start_cli
+from hypersim_assets_tests.conftest import skip_unless_ci
 
 SPEC = MirrorSpec(scenes=3, cameras=1, frames=3, height=48, width=64)
 SLOW = Faults(delay_s=2.0, path_filter="/scenes/")  # seconds before each 64 KiB chunk of a scene zip
@@ -221,3 +223,34 @@ def test_signal_stops_the_run_within_seconds_and_leaves_it_resumable(mirror, tmp
         if situation == "long-download":
             latest = instance.get_latest_materialization_event(dg.AssetKey("raw_scene"))  # only this scene ran
             assert latest.asset_materialization.metadata["members_skipped"].value > 0  # resumed, not refetched
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 128 KiB tmpfs (this machine's tests run as root): room for the metadata, not for a scene."""
+    mount_point = tmp_path / "tiny_disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount_point)], capture_output=True)
+    if done.returncode != 0:
+        skip_unless_ci(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.e2e
+def test_a_full_disk_fails_at_once_naming_scene_and_file(mirror, tmp_path, tiny_disk):
+    root, scenes = mirror
+    scene = scenes[0]
+    home = make_home(tmp_path / "home")
+    args = ["materialize", "--source", str(root), "--data-root", str(tiny_disk / "data"), "--scene", scene]
+    started = time.monotonic()
+    proc = run_cli(args, home, tmp_path, timeout=300)
+    seconds = time.monotonic() - started
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "disk full" in proc.stderr and f"scene {scene}" in proc.stderr, proc.stderr
+    assert str(tiny_disk / "data") in proc.stderr  # the file being written is named
+    assert "Exceeded max_retries" not in proc.stderr and "retrying in" not in proc.stderr
+    assert seconds < 60, proc.stderr
+    print(f"disk full: exit after {seconds:.1f} s; stderr:\n{proc.stderr}")
