@@ -3,7 +3,6 @@ rename, optionally checked against a pinned sha256."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
@@ -14,6 +13,7 @@ from hypersim_assets.download.errors import ChecksumMismatch, RemoteChanged
 from hypersim_assets.download.files import COPY_CHUNK, disk_full_or_none, unlink
 from hypersim_assets.download.http_client import HttpClient, RetryConfig
 from hypersim_assets.download.manifest import PART_SUFFIX
+from hypersim_assets.download.sinks import TrackedFile
 from hypersim_assets.download.source import Location
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
@@ -49,29 +49,6 @@ def remove_stale_temp_files(dest: Path) -> list[Path]:
     return removed
 
 
-class _CountingFile:
-    """A binary file that counts what is written to it."""
-
-    def __init__(self, f) -> None:  # noqa: ANN001 - any binary file
-        self.f = f
-        self.written = 0
-
-    def write(self, data: bytes) -> int:
-        n = self.f.write(data)
-        self.written += len(data)
-        return n
-
-
-class _HashingFile(_CountingFile):
-    def __init__(self, f) -> None:  # noqa: ANN001
-        super().__init__(f)
-        self.sha = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        return super().write(data)
-
-
 def fetch_file(location: Location, dest: Path, sha256: str | None = None, retry: RetryConfig = RetryConfig()) -> int:
     """Download (or copy, for a local path) one file to ``dest`` via a temp file and rename; returns its bytes.
 
@@ -90,7 +67,7 @@ def fetch_file(location: Location, dest: Path, sha256: str | None = None, retry:
             for attempt in range(2):
                 raw.seek(0)
                 raw.truncate()
-                sink = _HashingFile(raw)
+                sink = TrackedFile(raw, sha256=True)
                 if not location.is_remote:
                     if location.path is None or not Path(location.path).is_file():
                         raise FileNotFoundError(f"{location}: no such file")
@@ -107,11 +84,11 @@ def fetch_file(location: Location, dest: Path, sha256: str | None = None, retry:
                             raise
             raw.flush()
             os.fsync(raw.fileno())
-        actual = sink.sha.hexdigest()
+        actual = sink.sha.hexdigest()  # type: ignore[union-attr] (made with sha256=True)
         if sha256 is not None and actual != sha256.lower():
             raise ChecksumMismatch(dest, str(location), sha256.lower(), actual)
         os.replace(tmp, dest)
-        return sink.written
+        return sink.size
     except OSError as exc:
         unlink(tmp)
         full = disk_full_or_none(exc, dest)

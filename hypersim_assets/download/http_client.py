@@ -33,6 +33,7 @@ from hypersim_assets.download.errors import (
     SourceNotFound,
     TransferFailed,
 )
+from hypersim_assets.download.sinks import MemorySink
 from hypersim_assets.download.source import redact_url
 from hypersim_assets.download.transport import Budget, Cancelled, RetryConfig, Sink, TransferStats, Transport
 
@@ -128,9 +129,9 @@ class HttpClient(Transport):
                         shown,
                     )
                 skip, expect = max(0, size - n), min(n, size)
-            buf = bytearray()
-            self._stream(resp, shown, skip, expect, _Into(buf), lambda _n: None)
-            return bytes(buf), RemoteInfo(shown, size, got_etag, resp.status == 206)
+            buf = MemorySink()
+            self._stream(resp, shown, skip, expect, buf, lambda _n: None)
+            return buf.getvalue(), RemoteInfo(shown, size, got_etag, resp.status == 206)
 
         return self.with_body_retries(url, attempt)  # type: ignore[return-value]
 
@@ -290,11 +291,3 @@ class HttpClient(Transport):
             resp.close()
         else:
             resp.release_conn()
-
-
-class _Into:
-    def __init__(self, buf: bytearray) -> None:
-        self.buf = buf
-
-    def write(self, data: bytes) -> None:
-        self.buf.extend(data)

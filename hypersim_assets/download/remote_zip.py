@@ -18,6 +18,7 @@ from typing import Protocol
 
 from hypersim_assets.download.errors import RemoteChanged, ZipFormatError
 from hypersim_assets.download.http_client import HttpClient, Sink
+from hypersim_assets.download.sinks import MemorySink
 
 STORED = 0
 DEFLATED = 8
@@ -60,18 +61,6 @@ class ByteRangeReader(Protocol):
         ...
 
 
-class _Buffer:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def getvalue(self) -> bytes:
-        return b"".join(self.parts)
-
-
 class FileRangeReader:
     """A local archive. Its ETag is made from size and mtime, so a replaced file is noticed."""
 
@@ -90,7 +79,7 @@ class FileRangeReader:
             raise RemoteChanged(self.name, self.etag, now)
 
     def read_range(self, offset: int, length: int) -> bytes:
-        buf = _Buffer()
+        buf = MemorySink()
         self.copy_range(offset, length, buf)
         return buf.getvalue()
 
@@ -136,7 +125,7 @@ class HttpRangeReader:
         if offset >= self._tail_start and offset + length <= self.size:
             rel = offset - self._tail_start
             return self._tail[rel : rel + length]
-        buf = _Buffer()
+        buf = MemorySink()
         self.copy_range(offset, length, buf)
         data = buf.getvalue()
         if len(data) != length:
