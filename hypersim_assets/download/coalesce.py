@@ -65,7 +65,7 @@ class _RunSink:
     """Splits one response that starts at the first member's local header: member ``i`` gets the
     bytes from its local header up to the next member's (the last: to the end of the range), which
     its :class:`HeaderThenData` trims to header and data; bytes in the gaps are dropped. As soon
-    as a member's bytes are all in, ``finish`` verifies it and moves it into place, so members
+    as a member's header and data are all in (not waiting for the gap after it), ``finish`` verifies it and moves it into place, so members
     land (and free their ``.part`` space) while later ones are still arriving."""
 
     def __init__(
@@ -91,9 +91,10 @@ class _RunSink:
             if lo >= last:
                 break
             start, stop = max(lo, first), min(hi, last)
-            if stop > start:
-                self.sinks[self.index].write(bytes(view[start - first : stop - first]))
-            if hi > last:
+            sink = self.sinks[self.index]
+            if stop > start and not sink.complete:
+                sink.write(bytes(view[start - first : stop - first]))
+            if hi > last and not sink.complete:
                 break
             self.finish_current()
         self.at = last

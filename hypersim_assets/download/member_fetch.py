@@ -155,6 +155,11 @@ class HeaderThenData:
         self.file: _CrcFile | None = None
 
     @property
+    def complete(self) -> bool:
+        """True once the header and all ``compressed_size`` data bytes have arrived."""
+        return self.header_len is not None and self.pos >= self.header_len + self.member.compressed_size
+
+    @property
     def data_offset(self) -> int | None:
         return None if self.header_len is None else self.member.header_offset + self.header_len
 
