@@ -126,7 +126,7 @@ def fetch_scene_members(
     scene: str,
     raw_root: Path,
     selection: MemberSelection,
-    workers: int = 8,
+    workers: int = 16,
     retry: RetryConfig = RetryConfig(),
     progress: Callable[[FetchProgress], None] | None = None,
     verify: VerifyMode | bool = "crc",
@@ -157,7 +157,7 @@ def fetch_scene_members(
     scene_dir = raw_root / scene
     with (
         scene_lock(scene_dir, lock_timeout_s),
-        HttpClient(retry, stats, on_retry) as client,
+        HttpClient(retry, stats, on_retry, pool_size=max(16, workers)) as client,
         saved_manifest(scene_dir, scene) as manifest,
     ):
         file_bytes = 0  # bytes read by local-file readers of finished attempts
