@@ -5,14 +5,16 @@ response, and a corrupt member inside a run named."""
 from __future__ import annotations
 
 import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from hypersim_assets.common.layout import MemberSelection
 from hypersim_assets.download.coalesce import plan_runs
-from hypersim_assets.download.errors import MemberCorrupt, TransferFailed
+from hypersim_assets.download.errors import MemberCorrupt, MemberInflatesPastSize, TransferFailed
 from hypersim_assets.download.http_client import RetryConfig
 from hypersim_assets.download.manifest import LOCK_NAME, MANIFEST_NAME
 from hypersim_assets.download.remote_zip import FileRangeReader, ZipMember, read_central_directory
@@ -182,3 +184,41 @@ def test_corrupt_member_inside_a_run_is_named(mirror: Path, tmp_path: Path) -> N
     assert victim.name not in done and not (tmp_path / "raw" / victim.name).exists()
     assert {m.name for m in run[: run.index(victim)]} <= set(done)
     assert not list((tmp_path / "raw").rglob("*.part*"))
+
+
+def lie_about_size(path: Path, name: str, declared: int) -> None:
+    """Make ``name`` declare ``declared`` bytes (and their CRC) in its local header and central directory entry."""
+    data = bytearray(path.read_bytes())
+    crc = zlib.crc32(bytes(declared))
+    with zipfile.ZipFile(path) as zf:
+        h = zf.getinfo(name).header_offset
+        pos = zf.start_dir
+    struct.pack_into("<L", data, h + 14, crc)
+    struct.pack_into("<L", data, h + 22, declared)
+    while data[pos : pos + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = struct.unpack_from("<3H", data, pos + 28)
+        if data[pos + 46 : pos + 46 + name_len] == name.encode():
+            struct.pack_into("<L", data, pos + 16, crc)
+            struct.pack_into("<L", data, pos + 24, declared)
+        pos += 46 + name_len + extra_len + comment_len
+    path.write_bytes(bytes(data))
+
+
+def test_member_inflating_past_its_size_inside_a_run_is_refused(tmp_path: Path) -> None:
+    members = scene_members(frames=1, frame_bytes=5000)
+    bomb = next(n for n in members if n.endswith("frame.0000.color.hdf5"))
+    members[bomb] = bytes(4 << 20)  # deflates to a few kB, declares 10 bytes
+    root = write_mirror(tmp_path / "mirror", {SCENE: members}, deflate_every=1)
+    lie_about_size(zip_path(root), bomb, 10)
+    (run,) = plan_runs(selected(root), 1 << 20)
+    assert run[0].name != bomb and bomb in {m.name for m in run[1:]}
+    with MirrorServer(root) as server:
+        with pytest.raises(MemberInflatesPastSize, match=rf"member {bomb} .*past its declared size of 10 bytes"):
+            fetch_scene_members(
+                url(server), SCENE, tmp_path / "raw", CONVERSION, workers=1, retry=FAST, coalesce_gap_bytes=1 << 20
+            )
+        assert member_gets(server) == [run[0].header_offset]  # the bomb was not fetched a second time
+    raw = tmp_path / "raw"
+    done = manifest_members(raw)
+    assert bomb not in done and {m.name for m in run[: [m.name for m in run].index(bomb)]} <= set(done)
+    assert not list(raw.rglob("*.part*")) and not list(raw.rglob("*.inflating")) and not (raw / bomb).exists()
