@@ -104,9 +104,8 @@ def _run_members(
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"fetch-{run.scene}")
     try:
-        # The largest runs first, so the last requests to finish are short ones.
-        ordered = sorted(todo, key=lambda ms: -(ms[-1].header_offset + ms[-1].compressed_size - ms[0].header_offset))
-        futures = [pool.submit(task, members) for members in ordered]
+        # Archive order: measured faster than largest-run-first (benchmarks/bench_download.py).
+        futures = [pool.submit(task, members) for members in todo]
         for future in futures:
             future.result()
     except BaseException:
