@@ -74,11 +74,11 @@ class DownloadResource(dg.ConfigurableResource):
         "(benchmarks/bench_download.py).",
     )
     coalesce_gap_bytes: int = Field(
-        default=256 * 1024,
+        default=0,
         ge=-1,
         description="Fetch selected members that lie at most this many bytes apart in the zip with one request "
-        "(the gap is fetched and dropped: worth it while gap / bandwidth < one round trip); -1 = one request "
-        "per member.",
+        "(0: members that touch; the gap is fetched and dropped, worth it with few connections while "
+        "gap / bandwidth < one round trip); -1 = one request per member.",
     )
     max_attempts: int = Field(default=6, ge=1, description="HTTP attempts per request before a run fails.")
     timeout_s: float = Field(default=60.0, gt=0, description="Socket timeout per HTTP request, seconds.")
