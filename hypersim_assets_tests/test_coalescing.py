@@ -82,7 +82,8 @@ def test_plan_runs_bridges_small_gaps_only() -> None:
     members = [d, b, e, a, c]
     assert plan_runs(members, -1) == [[a], [b], [c], [d], [e]]
     assert plan_runs(members, 0) == [[a, b], [c], [d], [e]]
-    assert plan_runs(members, 500) == [[a, b, c], [d], [e]]
+    assert plan_runs(members, 500 - 64) == [[a, b, c], [d], [e]]  # 64 bytes allowed for a local extra field
+    assert plan_runs(members, 500 - 65) == [[a, b], [c], [d], [e]]
     assert plan_runs(members, 5000) == [[a, b, c, d], [e]]
     # A run stops growing at max_run_bytes (spans counted with a guessed 64-byte local extra field).
     assert plan_runs(members, 5000, max_run_bytes=131 + 81 + 64 - 1) == [[a], [b], [c], [d], [e]]

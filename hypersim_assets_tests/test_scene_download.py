@@ -450,7 +450,9 @@ def test_zip64_archive_and_long_local_extra_fields(tmp_path: Path) -> None:
     assert report.members_fetched == len(want)
     # Coalesced, the same archive: every member in one request, the last one's data tail in another.
     with MirrorServer(root) as server:
-        coalesced = fetch_scene_members(zip_url(server), SCENE, tmp_path / "runs", CONVERSION, retry=FAST)
+        coalesced = fetch_scene_members(
+            zip_url(server), SCENE, tmp_path / "runs", CONVERSION, retry=FAST, coalesce_gap_bytes=1024
+        )
         assert raw_files(tmp_path / "runs") == want and coalesced.members_fetched == len(want)
         assert len(server.requests) < len(want)
 

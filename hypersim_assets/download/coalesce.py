@@ -40,16 +40,22 @@ def plan_runs(
 
     A member joins the run before it when the bytes between the end of that run's last member
     (its data, as if its local extra field were empty) and its own local header are at most
-    ``gap_bytes`` (never negative: overlapping members stay apart) and the run spans at most
-    ``max_run_bytes`` with it. ``gap_bytes=0`` still merges members that touch; a negative
-    ``gap_bytes`` turns coalescing off (one run per member).
+    ``gap_bytes`` plus ``LOCAL_EXTRA_GUESS`` (the unknown local extra field or a data descriptor;
+    never negative: overlapping members stay apart) and the run spans at most ``max_run_bytes``
+    with it. ``gap_bytes=0`` merges members that touch; a negative ``gap_bytes`` turns
+    coalescing off (one run per member).
     """
     runs: list[list[ZipMember]] = []
     end = 0  # archive offset where the current run's last member ends, if its local extra field is empty
     for member in sorted(members, key=lambda m: m.header_offset):
         gap = member.header_offset - end
         span_end = member.header_offset + local_span_guess(member)
-        if runs and gap_bytes >= 0 and 0 <= gap <= gap_bytes and span_end - runs[-1][0].header_offset <= max_run_bytes:
+        if (
+            runs
+            and gap_bytes >= 0
+            and 0 <= gap <= gap_bytes + LOCAL_EXTRA_GUESS
+            and span_end - runs[-1][0].header_offset <= max_run_bytes
+        ):
             runs[-1].append(member)
         else:
             runs.append([member])
