@@ -1,11 +1,17 @@
-"""Selective scene fetch versus a plain full-zip download, over loopback, in one run.
+"""Selective scene fetch versus a plain full-zip download, over loopback, in one run; and the
+selective fetch under several (workers, coalescing gap) settings side by side.
 
 Builds (or reuses) a synthetic upstream-shaped mirror, serves it with the
-loopback ``MirrorServer`` and prints, for one scene zip: bytes fetched by the
-selective fetch / zip bytes, and the wall time and throughput of both ways.
+loopback ``MirrorServer`` (optionally through its link model: ``--rtt-ms``, ``--link-mbps``)
+and prints, for one scene zip: bytes fetched by the selective fetch / zip bytes, and the wall
+time and throughput of both ways; then, per ``--grid`` entry ``WORKERS:GAP_BYTES`` (GAP -1 =
+no coalescing), the fetch's wall time, requests, bytes, and its ratio to the link floor
+(bytes fetched / bandwidth) and to the first entry.
 
     python benchmarks/bench_download.py [--frames 12] [--cameras 2] [--workers 4] [--mirror DIR]
                                         [--server-nodelay] [--chunk-delay-ms MS]
+                                        [--rtt-ms 50 --link-mbps 400] [--grid 4:-1,4:262144,8:262144]
+                                        [--skip-full]
 
 ``--server-nodelay`` sets TCP_NODELAY on the mirror server's sockets (as real
 HTTP servers do); without it every small response can stall ~40 ms on
@@ -16,6 +22,7 @@ many-small-requests selective fetch rather than the client.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 import zipfile
@@ -45,7 +52,13 @@ def main() -> None:
         default=0.0,
         help="server sleeps this long before each 64 KiB it sends: a per-connection bandwidth cap for both ways",
     )
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="link model: round trip per request")
+    parser.add_argument("--link-mbps", type=float, default=None, help="link model: shared bandwidth cap")
+    parser.add_argument("--grid", default="", help="comma-separated WORKERS:GAP_BYTES settings to compare")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds over the grid (interleaved); best is shown")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-zip download and extraction")
     args = parser.parse_args()
+    grid = [tuple(int(x) for x in item.split(":")) for item in args.grid.split(",") if item]
     if args.server_nodelay:
         mirror_server._Handler.disable_nagle_algorithm = True  # what StreamRequestHandler offers for this
 
@@ -60,8 +73,13 @@ def main() -> None:
         zip_path = zips[0]
         scene = zip_path.stem
         faults = Faults(delay_s=args.chunk_delay_ms / 1000.0)
-        with MirrorServer(root, faults=faults) as server:
+        with MirrorServer(root, faults=faults, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps) as server:
             url = f"{server.url}/scenes/{zip_path.name}"
+            if grid:
+                print(f"scene {scene}; link: {server.link.describe()}")
+                _grid(server, url, scene, Path(tmp), grid, args)
+            if args.skip_full:
+                return
             full_file = Path(tmp) / "full.zip"
             with HttpClient() as client, open(full_file, "wb") as f:
                 started = time.monotonic()
@@ -100,6 +118,34 @@ def main() -> None:
         f"selective/full: time {report.seconds / full_s:.2f}x, throughput {report.throughput * full_s / full_bytes:.2f}x; "
         f"selective/(full + extract): time {report.seconds / (full_s + extract_s):.2f}x"
     )
+
+
+def _grid(server: MirrorServer, url: str, scene: str, tmp: Path, grid: list[tuple[int, ...]], args) -> None:  # noqa: ANN001
+    """Fetch the scene once per grid setting (``--repeat`` interleaved rounds) and print a table."""
+    best: dict[tuple[int, ...], tuple[float, int, int]] = {}
+    for round_ in range(args.repeat):
+        for setting in grid:
+            workers, gap = setting
+            dest = tmp / f"grid-{workers}-{gap}-{round_}"
+            server.reset_log()
+            report = fetch_scene_members(
+                Location(url=url), scene, dest, MemberSelection(), workers=workers, coalesce_gap_bytes=gap
+            )
+            requests = len(server.requests)
+            shutil.rmtree(dest)
+            if setting not in best or report.seconds < best[setting][0]:
+                best[setting] = (report.seconds, requests, report.bytes_fetched)
+    rate = (args.link_mbps or 0) * 1e6 / 8
+    first = best[grid[0]][0]
+    print("\n| workers | gap bytes | seconds | requests | MB fetched | / link floor | / first row |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for setting in grid:
+        seconds, requests, nbytes = best[setting]
+        floor = f"{seconds / (nbytes / rate):.2f}x" if rate else "-"
+        print(
+            f"| {setting[0]} | {setting[1]} | {seconds:.2f} | {requests} | {nbytes / MB:.1f} | {floor} |"
+            f" {seconds / first:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

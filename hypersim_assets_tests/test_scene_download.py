@@ -29,6 +29,8 @@ from hypersim_assets_tests.scene_zips import SCENE, extract_all, scene_members, 
 FAST = RetryConfig(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5.0)
 CONVERSION = MemberSelection()
 ZIP_PATH = f"/scenes/{SCENE}.zip"
+# Tests of what one member's own requests look like turn coalescing off (test_coalescing.py covers it).
+ONE_PER_MEMBER = -1
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,14 @@ def test_selective_fetch_is_exact_and_cheap(server: MirrorServer, mirror: Path, 
     zip_path = mirror / "scenes" / f"{SCENE}.zip"
     seen: list[FetchProgress] = []
     report = fetch_scene_members(
-        zip_url(server), SCENE, tmp_path, CONVERSION, workers=3, retry=FAST, progress=seen.append
+        zip_url(server),
+        SCENE,
+        tmp_path,
+        CONVERSION,
+        workers=3,
+        retry=FAST,
+        progress=seen.append,
+        coalesce_gap_bytes=ONE_PER_MEMBER,
     )
     want = expected(zip_path)
     assert raw_files(tmp_path) == want  # exactly the selection, byte-identical to zipfile's extraction
@@ -163,7 +172,14 @@ def test_dropped_connection_resumes_from_partial_offset(server: MirrorServer, mi
             server.faults = Faults(drop_after_bytes=10_000, drop_times=1)
 
     report = fetch_scene_members(
-        zip_url(server), SCENE, tmp_path, CONVERSION, workers=1, retry=FAST, progress=arm_after_first
+        zip_url(server),
+        SCENE,
+        tmp_path,
+        CONVERSION,
+        workers=1,
+        retry=FAST,
+        progress=arm_after_first,
+        coalesce_gap_bytes=ONE_PER_MEMBER,
     )
     assert raw_files(tmp_path) == expected(zip_path)
     assert report.retries == 1
@@ -196,7 +212,9 @@ def test_server_ignoring_range(server: MirrorServer, mirror: Path, tmp_path: Pat
 
 def test_etag_change_mid_scene_restarts(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:
     server.faults = Faults(etag_change_after=8)
-    report = fetch_scene_members(zip_url(server), SCENE, tmp_path, CONVERSION, workers=2, retry=FAST)
+    report = fetch_scene_members(
+        zip_url(server), SCENE, tmp_path, CONVERSION, workers=2, retry=FAST, coalesce_gap_bytes=ONE_PER_MEMBER
+    )
     assert raw_files(tmp_path) == expected(mirror / "scenes" / f"{SCENE}.zip")
     assert report.restarts == 1
     assert report.members_fetched == report.members_selected
@@ -230,7 +248,15 @@ def test_crc_mismatch_fetched_twice_then_fails(mirror: Path, tmp_path: Path) -> 
     bad_zip.write_bytes(bytes(data))
     with MirrorServer(bad_root) as server:
         with pytest.raises(MemberCorrupt, match=rf"{SCENE}: member {victim} .* twice: CRC-32"):
-            fetch_scene_members(zip_url(server), SCENE, tmp_path / "raw", CONVERSION, workers=1, retry=FAST)
+            fetch_scene_members(
+                zip_url(server),
+                SCENE,
+                tmp_path / "raw",
+                CONVERSION,
+                workers=1,
+                retry=FAST,
+                coalesce_gap_bytes=ONE_PER_MEMBER,
+            )
         assert data_gets(server, offsets, victim) == [offsets[victim][0]] * 2  # from its local header, twice
     assert not (tmp_path / "raw" / victim).exists()
     assert not list((tmp_path / "raw").rglob("*.part*"))
@@ -411,7 +437,9 @@ def test_zip64_archive_and_long_local_extra_fields(tmp_path: Path) -> None:
     with_zip64_end_records(zip_path)
     offsets = data_offsets(zip_path)
     with MirrorServer(root) as server:
-        report = fetch_scene_members(zip_url(server), SCENE, tmp_path / "raw", CONVERSION, retry=FAST)
+        report = fetch_scene_members(
+            zip_url(server), SCENE, tmp_path / "raw", CONVERSION, retry=FAST, coalesce_gap_bytes=ONE_PER_MEMBER
+        )
         want = expected(zip_path)
         assert raw_files(tmp_path / "raw") == want
         name = next(iter(want))
@@ -420,6 +448,13 @@ def test_zip64_archive_and_long_local_extra_fields(tmp_path: Path) -> None:
         (first, second) = data_gets(server, offsets, name)
         assert first == header and second >= data_start
     assert report.members_fetched == len(want)
+    # Coalesced, the same archive: every member in one request, the last one's data tail in another.
+    with MirrorServer(root) as server:
+        coalesced = fetch_scene_members(
+            zip_url(server), SCENE, tmp_path / "runs", CONVERSION, retry=FAST, coalesce_gap_bytes=1024
+        )
+        assert raw_files(tmp_path / "runs") == want and coalesced.members_fetched == len(want)
+        assert len(server.requests) < len(want)
 
 
 def test_rerun_reverifies_crc_and_refetches_a_zeroed_member(server: MirrorServer, mirror: Path, tmp_path: Path) -> None:

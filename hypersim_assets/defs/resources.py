@@ -66,7 +66,20 @@ class DownloadResource(dg.ConfigurableResource):
         default_factory=list,
         description="With members='globs': fetch members whose path below <scene>/ matches any of these.",
     )
-    workers: int = Field(default=4, ge=1, le=64, description="Parallel member fetches within one scene.")
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Parallel requests (connections) within one scene; 16 fills a 400 Mbit/s, 50 ms link "
+        "(benchmarks/bench_download.py).",
+    )
+    coalesce_gap_bytes: int = Field(
+        default=0,
+        ge=-1,
+        description="Fetch selected members that lie at most this many bytes apart in the zip with one request "
+        "(0: members that touch; the gap is fetched and dropped, worth it with few connections while "
+        "gap / bandwidth < one round trip); -1 = one request per member.",
+    )
     max_attempts: int = Field(default=6, ge=1, description="HTTP attempts per request before a run fails.")
     timeout_s: float = Field(default=60.0, gt=0, description="Socket timeout per HTTP request, seconds.")
     verify: Literal["crc", "size"] = Field(

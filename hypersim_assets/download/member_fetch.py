@@ -37,7 +37,7 @@ from hypersim_assets.download.remote_zip import (
 
 # Bytes of local-header extra field we expect at most when fetching header and data in one request
 # (zip64 and timestamp fields are 20-36 bytes); more costs one extra request for the data's tail.
-_LOCAL_EXTRA_GUESS = 64
+LOCAL_EXTRA_GUESS = 64
 
 
 @dataclass
@@ -138,7 +138,7 @@ class _CrcFile:
         self.size += len(data)
 
 
-class _HeaderThenData:
+class HeaderThenData:
     """Sink for one request that starts at a member's local header: parses the header, then
     writes the member's compressed bytes (at most ``compressed_size``) to the ``.part`` file.
 
@@ -153,6 +153,11 @@ class _HeaderThenData:
         self.pos = 0  # bytes seen, counted from the local header's first byte
         self.raw = None
         self.file: _CrcFile | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True once the header and all ``compressed_size`` data bytes have arrived."""
+        return self.header_len is not None and self.pos >= self.header_len + self.member.compressed_size
 
     @property
     def data_offset(self) -> int | None:
@@ -182,30 +187,47 @@ class _HeaderThenData:
             self.raw.close()
 
 
-def fetch_member(run: SceneRun, member: ZipMember) -> None:
-    """Bring one member into place (resume, fetch, verify, rename); retries once from zero on a bad CRC."""
+def local_span_guess(member: ZipMember) -> int:
+    """Bytes from ``member``'s local header to the end of its data, guessing the extra field's length."""
+    name_len = len(member.name.encode("utf-8" if member.flag_bits & 0x800 else "cp437"))
+    return LOCAL_HEADER_FIXED + name_len + LOCAL_EXTRA_GUESS + member.compressed_size
+
+
+def member_files(run: SceneRun, member: ZipMember) -> tuple[Path, Path, Path]:
+    """``(dest, part, sidecar)`` of ``member``; creates the folder they go in."""
+    dest = member_path(run.raw_root, run.scene, member.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest, dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
+
+
+def fetch_member(run: SceneRun, member: ZipMember, prefetched: HeaderThenData | None = None) -> None:
+    """Bring one member into place (resume, fetch, verify, rename); retries once from zero on a bad CRC.
+
+    ``prefetched`` is the sink a coalesced request (:mod:`~hypersim_assets.download.coalesce`) already
+    streamed this member's local header and data into; the first attempt then continues from it.
+    """
     archive = run.directory.archive
     member.check_supported(archive)
-    dest = member_path(run.raw_root, run.scene, member.name)
-    part = dest.with_name(dest.name + PART_SUFFIX)
-    sidecar = dest.with_name(dest.name + SIDECAR_SUFFIX)
+    dest, part, sidecar = member_files(run, member)
     out = dest.with_name(dest.name + ".inflating")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     current = part
     try:
         for attempt in range(2):
-            resume = resume_point(run, member, part, sidecar)
+            resume = None if attempt == 0 and prefetched is not None else resume_point(run, member, part, sidecar)
             if resume is None:
-                # One request for the local header and (we guess) all of the data after it.
-                name_len = len(member.name.encode("utf-8" if member.flag_bits & 0x800 else "cp437"))
-                guess = LOCAL_HEADER_FIXED + name_len + _LOCAL_EXTRA_GUESS + member.compressed_size
-                sink = _HeaderThenData(run, member, part, sidecar)
-                try:
-                    run.reader.copy_range(
-                        member.header_offset, min(guess, run.reader.size - member.header_offset), sink
-                    )
-                finally:
-                    sink.close()
+                if attempt == 0 and prefetched is not None:
+                    sink = prefetched
+                else:
+                    # One request for the local header and (we guess) all of the data after it.
+                    sink = HeaderThenData(run, member, part, sidecar)
+                    try:
+                        run.reader.copy_range(
+                            member.header_offset,
+                            min(local_span_guess(member), run.reader.size - member.header_offset),
+                            sink,
+                        )
+                    finally:
+                        sink.close()
                 if sink.data_offset is None:
                     raise ZipFormatError(
                         f"{archive}: member {member.name}: local header cut short at {member.header_offset}"

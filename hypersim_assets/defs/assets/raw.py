@@ -105,6 +105,7 @@ def raw_scene(
             raw_root,
             download.selection(),
             workers=download.workers,
+            coalesce_gap_bytes=download.coalesce_gap_bytes,
             retry=retry,
             progress=progress,
             verify=download.verify,
