@@ -57,6 +57,19 @@ def describe_holder(path: Path) -> str:
     return f"pid {info.get('pid')} on {info.get('host')}{label} since {since}"
 
 
+def flock_until(fd: int, deadline: float | None) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, polling every 50 ms until ``deadline``
+    (``time.monotonic()`` seconds; None: forever). True once held, False at the deadline."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: Path, timeout_s: float | None, label: str = "", what: str = "") -> Iterator[None]:
     """Hold ``path`` exclusively (``flock``), waiting at most ``timeout_s`` seconds (None: forever).
@@ -71,17 +84,10 @@ def exclusive_lock(path: Path, timeout_s: float | None, label: str = "", what: s
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # 0666 & ~umask, like every file we write
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"{what or path} is locked by {describe_holder(path)}; waited {timeout_s:g} s "
-                        f"(lock file {path})"
-                    ) from None
-                time.sleep(0.05)
+        if not flock_until(fd, deadline):
+            raise LockTimeout(
+                f"{what or path} is locked by {describe_holder(path)}; waited {timeout_s:g} s (lock file {path})"
+            )
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "label": label}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)

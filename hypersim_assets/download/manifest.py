@@ -5,7 +5,6 @@ and the rule for which member names may be written where."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from hypersim_assets.common.file_lock import flock_until
 from hypersim_assets.common.layout import SCENE_NAME_RE
 from hypersim_assets.download.errors import InvalidSceneName, SceneLocked, UnsafeMember
 from hypersim_assets.download.files import file_crc32, fsync_path, read_json, write_json_atomic
@@ -106,16 +106,8 @@ def scene_lock(scene_dir: Path, timeout_s: float | None) -> Iterator[None]:
         scene_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise SceneLocked(
-                            f"{lock_path} is held by another download of this scene for more than {timeout_s} s"
-                        ) from None
-                    time.sleep(0.05)
+            if not flock_until(fd, deadline):
+                raise SceneLocked(f"{lock_path} is held by another download of this scene for more than {timeout_s} s")
             try:
                 same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:

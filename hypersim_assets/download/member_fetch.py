@@ -34,6 +34,7 @@ from hypersim_assets.download.remote_zip import (
     ZipMember,
     parse_local_header,
 )
+from hypersim_assets.download.sinks import TrackedFile
 
 # Bytes of local-header extra field we expect at most when fetching header and data in one request
 # (zip64 and timestamp fields are 20-36 bytes); more costs one extra request for the data's tail.
@@ -126,18 +127,6 @@ class _InflatesPastSize(Exception):
     """Internal: the member's deflate stream produced more than its declared size."""
 
 
-class _CrcFile:
-    """A binary file that keeps the CRC-32 and count of what is written to it."""
-
-    def __init__(self, f, crc: int = 0, size: int = 0) -> None:  # noqa: ANN001 - any binary file
-        self.f, self.crc, self.size = f, crc, size
-
-    def write(self, data: bytes) -> None:
-        self.f.write(data)
-        self.crc = zlib.crc32(data, self.crc)
-        self.size += len(data)
-
-
 class HeaderThenData:
     """Sink for one request that starts at a member's local header: parses the header, then
     writes the member's compressed bytes (at most ``compressed_size``) to the ``.part`` file.
@@ -152,7 +141,7 @@ class HeaderThenData:
         self.header_len: int | None = None
         self.pos = 0  # bytes seen, counted from the local header's first byte
         self.raw = None
-        self.file: _CrcFile | None = None
+        self.file: TrackedFile | None = None
 
     @property
     def complete(self) -> bool:
@@ -174,7 +163,7 @@ class HeaderThenData:
             # The sidecar first: a .part without a valid one is never continued (so a torn write is harmless).
             self.sidecar.write_text(json.dumps(_sidecar_for(self.run, self.member, self.data_offset)))  # type: ignore[arg-type]
             self.raw = open(self.part, "wb")
-            self.file = _CrcFile(self.raw)
+            self.file = TrackedFile(self.raw)
             data, self.head = bytes(self.head), bytearray()
         start = max(0, self.header_len - self.pos)
         end = min(len(data), self.header_len + self.member.compressed_size - self.pos)
@@ -242,7 +231,7 @@ def fetch_member(run: SceneRun, member: ZipMember, prefetched: HeaderThenData | 
                         run.resumed_members += 1
                         run.resumed_bytes += have
             with open(part, "ab") as f:
-                tracked = _CrcFile(f, crc, have)
+                tracked = TrackedFile(f, crc, have)
                 if have < member.compressed_size:
                     run.reader.copy_range(data_offset + have, member.compressed_size - have, tracked)
             current = out
