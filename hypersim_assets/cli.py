@@ -144,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary.seconds = time.monotonic() - started
     _print_summary(summary, data_root)
     print(
-        f"DAGSTER_HOME: {os.environ.get('DAGSTER_HOME')}   (open the UI: DAGSTER_HOME=... dagster dev -w workspace.yaml)"
+        f"DAGSTER_HOME: {os.environ.get('DAGSTER_HOME')}   (open the UI: DAGSTER_HOME=... dg dev, from this repository)"
     )
     return 0
 
