@@ -73,23 +73,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy: ForwardProxy = self.server.owner  # type: ignore[attr-defined]
+        # Each request is recorded before its answer goes out: a client that has its answer
+        # must find the request in the log (recording afterwards races with the client).
         if proxy.refuse_status is not None:
+            proxy.record(ProxyRecord(self.command, self.path, proxy.refuse_status))
             self.send_response(proxy.refuse_status, "Refused by test proxy")
             if proxy.refuse_status == 407:
                 self.send_header("Proxy-Authenticate", 'Basic realm="test"')
             self.send_header("Content-Length", "0")
             self.end_headers()
-            proxy.record(ProxyRecord(self.command, self.path, proxy.refuse_status))
             return
         target = urlsplit(self.path)  # absolute-form request target: what makes this a forward proxy
         if target.scheme != "http" or target.hostname not in proxy.hosts:
-            self.send_error(502, f"test proxy cannot resolve {target.hostname!r}")
             proxy.record(ProxyRecord(self.command, self.path, 502))
+            self.send_error(502, f"test proxy cannot resolve {target.hostname!r}")
             return
         real_host = proxy.hosts[target.hostname]
         path = target.path + (f"?{target.query}" if target.query else "")
-        status = _relay(self, real_host, target.port or 80, path, {"Host": target.netloc.rpartition("@")[2]})
-        proxy.record(ProxyRecord(self.command, self.path, status))
+        rec = ProxyRecord(self.command, self.path, 0)  # status filled in once the relay answered
+        proxy.record(rec)
+        rec.status = _relay(self, real_host, target.port or 80, path, {"Host": target.netloc.rpartition("@")[2]})
 
     do_GET = _handle
     do_HEAD = _handle
