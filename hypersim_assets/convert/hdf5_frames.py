@@ -230,20 +230,26 @@ def _whole_dataset(stamp: tuple[str, int, int], scene: str) -> np.ndarray:
     return data
 
 
+def _cached_rows(path: Path, scene: str, camera: str, frame_id: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The whole per-scene or per-trajectory dataset in ``path``, checked to be ``(N, *shape)``."""
+    data = _cached_dataset(path, scene, camera, frame_id)
+    if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
+        raise FrameInputCorrupt(
+            scene,
+            camera,
+            frame_id,
+            _rel(path, scene),
+            f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})",
+        )
+    return data
+
+
 def read_camera_pose(scene_dir: Path, scene: str, camera: str, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(position (3,) in asset units, orientation (3, 3) camera-to-world) of the frame: row ``frame_id`` of the keyframe files."""
     out = []
     for what, shape in (("positions", (3,)), ("orientations", (3, 3))):
         path = _path(scene_dir, scene, layout.camera_keyframe_member(scene, camera, what))
-        data = _cached_dataset(path, scene, camera, frame_id)
-        if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
-            raise FrameInputCorrupt(
-                scene,
-                camera,
-                frame_id,
-                _rel(path, scene),
-                f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})",
-            )
+        data = _cached_rows(path, scene, camera, frame_id, shape)
         if not (0 <= frame_id < data.shape[0]):
             raise FrameInputCorrupt(
                 scene, camera, frame_id, _rel(path, scene), f"has {data.shape[0]} rows, frame needs row {frame_id}"
@@ -257,14 +263,6 @@ def read_bounding_boxes(scene_dir: Path, scene: str, camera: str = "-", frame_id
     arrays = {}
     for kind, shape in (("extents", (3,)), ("orientations", (3, 3)), ("positions", (3,))):
         path = _path(scene_dir, scene, layout.bounding_box_member(scene, kind))
-        data = _cached_dataset(path, scene, camera, frame_id)
-        if data.ndim != len(shape) + 1 or data.shape[1:] != shape:
-            raise FrameInputCorrupt(
-                scene,
-                camera,
-                frame_id,
-                _rel(path, scene),
-                f"shape {data.shape}, expected (N, {', '.join(map(str, shape))})",
-            )
+        data = _cached_rows(path, scene, camera, frame_id, shape)
         arrays[kind] = data
     return BoundingBoxes(**arrays)
