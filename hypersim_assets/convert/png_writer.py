@@ -1,9 +1,11 @@
 """A fast PNG encoder for the images the conversion writes: 8-bit gray, 8-bit RGB
 and 16-bit gray (big-endian samples, as PNG requires), no interlace.
 
-Row filtering is done with numpy and deflate with zlib-ng, which is several times
-faster than zlib at the same ratio. ``PngCompression`` trades speed for size; any
-standard decoder reads our files to the same pixels as the reference's OpenCV PNGs.
+Row filtering is done with numpy; deflate with zlib-ng or libdeflate (the ``deflate``
+package), both several times faster than zlib at the same ratio; which one, with which
+filters and level, is set per image kind in ``PROFILES``. ``PngCompression`` trades speed
+for size; any standard decoder reads our files to the same pixels as the reference's
+OpenCV PNGs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import enum
 import struct
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
+import deflate
 import numpy as np
 from zlib_ng import zlib_ng
 
@@ -51,32 +55,56 @@ class PngCompression(str, enum.Enum):
 # (16-bit) changes slowly along rows, label images are flat regions.
 IMAGE_KINDS: tuple[str, ...] = ("photo", "depth", "normal", "label", "label_rgb")
 
-# (filters, zlib-ng level) per compression and image kind. One filter: every row uses it.
-# Several: each row takes the one whose output bytes, read as signed, have the smallest
-# absolute sum (libpng's heuristic). Chosen by measuring 768x1024 frames against the
-# reference's OpenCV level-9 sizes (benchmarks/bench_conversion.py); zlib-ng's level 1 is
-# a much weaker strategy, hence no level below 4.
-PROFILES: dict[PngCompression, dict[str, tuple[tuple[int, ...], int]]] = {
+# Deflate implementations by name: (compress(data, level) -> zlib stream, valid levels).
+# zlib-ng's level 1 is a much weaker strategy than its 4-9; libdeflate's 10-12 are its
+# near-optimal parser (several times slower than 9).
+LIBRARIES = {
+    "zlib-ng": (zlib_ng.compress, range(0, 10)),
+    "libdeflate": (deflate.zlib_compress, range(1, 13)),
+}
+
+
+class PngSettings(NamedTuple):
+    """How one image is encoded: row filters, deflate library (a ``LIBRARIES`` key) and its level.
+
+    One filter: every row uses it. Several: each row takes the one whose output bytes, read
+    as signed, have the smallest absolute sum (libpng's heuristic; ties go to the earlier one).
+    """
+
+    filters: tuple[int, ...]
+    library: str
+    level: int
+
+
+def _zng(filters: tuple[int, ...], level: int) -> PngSettings:
+    return PngSettings(filters, "zlib-ng", level)
+
+
+# Settings per compression and image kind, chosen by measuring 768x1024 frames (synthetic
+# mirror and the real depth frame in ../shared/hypersim-reference) against the reference's
+# OpenCV level-9 sizes: benchmarks/bench_png_profiles.py (per kind, side by side) and
+# benchmarks/bench_conversion.py (whole frames).
+PROFILES: dict[PngCompression, dict[str, PngSettings]] = {
     PngCompression.FAST: {
-        "photo": ((FILTER_UP,), 4),
-        "depth": ((FILTER_SUB,), 4),
-        "normal": ((FILTER_UP,), 4),
-        "label": ((FILTER_NONE, FILTER_UP), 6),
-        "label_rgb": ((FILTER_UP,), 6),
+        "photo": _zng((FILTER_UP,), 4),
+        "depth": _zng((FILTER_SUB,), 4),
+        "normal": _zng((FILTER_UP,), 4),
+        "label": _zng((FILTER_NONE, FILTER_UP), 6),
+        "label_rgb": _zng((FILTER_UP,), 6),
     },
     PngCompression.DEFAULT: {
-        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP), 6),
-        "depth": ((FILTER_SUB,), 6),
-        "normal": ((FILTER_NONE,), 6),
-        "label": ((FILTER_NONE, FILTER_UP), 9),
-        "label_rgb": ((FILTER_UP,), 9),
+        "photo": _zng((FILTER_NONE, FILTER_SUB, FILTER_UP), 6),
+        "depth": _zng((FILTER_SUB,), 6),
+        "normal": _zng((FILTER_NONE,), 6),
+        "label": _zng((FILTER_NONE, FILTER_UP), 9),
+        "label_rgb": _zng((FILTER_UP,), 9),
     },
     PngCompression.SMALL: {
-        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_PAETH), 8),
-        "depth": ((FILTER_SUB,), 8),
-        "normal": ((FILTER_NONE,), 8),
-        "label": ((FILTER_NONE, FILTER_UP), 9),
-        "label_rgb": ((FILTER_UP, FILTER_PAETH), 9),
+        "photo": _zng((FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_PAETH), 8),
+        "depth": _zng((FILTER_SUB,), 8),
+        "normal": _zng((FILTER_NONE,), 8),
+        "label": _zng((FILTER_NONE, FILTER_UP), 9),
+        "label_rgb": _zng((FILTER_UP, FILTER_PAETH), 9),
     },
 }
 
@@ -177,22 +205,33 @@ def encode_png(
 ) -> bytes:
     """Encode ``image`` (uint8 HxW gray, uint16 HxW gray, or uint8 HxWx3 RGB in R, G, B order) as PNG bytes.
 
-    ``kind`` (one of IMAGE_KINDS) picks the filters and deflate level of ``compression``;
-    ``filter_type`` and ``level`` override them.
+    ``kind`` (one of IMAGE_KINDS) picks the settings of ``compression`` from ``PROFILES``;
+    ``filter_type`` and ``level`` override its filters and level.
     """
     comp = PngCompression.parse(compression)
+    kind = kind or default_kind(image)
+    if kind not in IMAGE_KINDS:
+        raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
+    settings = PROFILES[comp][kind]
+    if filter_type is not None:
+        settings = settings._replace(filters=(filter_type,))
+    if level is not None:
+        settings = settings._replace(level=level)
+    return encode_with(image, settings)
+
+
+def encode_with(image: np.ndarray, settings: PngSettings) -> bytes:
+    """Encode ``image`` (as for ``encode_png``) with explicit ``settings``."""
     raw, bpp, depth, colour = _raw_rows(image)
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise ValueError(f"cannot encode an empty image of shape {image.shape}")
-    kind = kind or default_kind(image)
-    if kind not in IMAGE_KINDS:
-        raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
-    filters, profile_level = PROFILES[comp][kind]
-    if filter_type is not None:
-        filters = (filter_type,)
-    level = profile_level if level is None else level
-    idat = zlib_ng.compress(_filtered(raw, bpp, filters).tobytes(), level)
+    if settings.library not in LIBRARIES:
+        raise ValueError(f"unknown deflate library {settings.library!r}; expected one of {tuple(LIBRARIES)}")
+    compress, levels = LIBRARIES[settings.library]
+    if settings.level not in levels:
+        raise ValueError(f"{settings.library} level must be in {levels.start}..{levels.stop - 1}; got {settings.level}")
+    idat = compress(_filtered(raw, bpp, settings.filters).tobytes(), settings.level)
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
     return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
 
