@@ -155,6 +155,13 @@ def main(argv=None) -> int:
         print(f"no real frames at {args.real}")
     candidates = dict(parse_candidate(c) for c in args.candidate)
     print(f"{len(images['rgb'])} synthetic frames; profile {comp.value}; candidates {candidates}")
+    totals = [
+        0.0,
+        0,
+        0.0,
+        0,
+        0,
+    ]  # synthetic frames: profile ms, profile bytes, candidate ms, candidate bytes, ref bytes
     for name, (kind, imgs) in sets.items():
         ref_bytes = sum(opencv_sizes(imgs, args.reference_python))
         if kind in args.grid:
@@ -162,13 +169,22 @@ def main(argv=None) -> int:
             continue
         base = pw.PROFILES[comp][kind]
         ms0, b0 = timed_bytes(imgs, base, args.repeat)
+        ms1, b1 = timed_bytes(imgs, candidates[kind], args.repeat) if kind in candidates else (ms0, b0)
+        if name in MODALITY_KINDS:
+            for i, v in enumerate((ms0, b0, ms1, b1, ref_bytes)):
+                totals[i] += v
         line = f"{name:22s} {kind:9s} profile {ms0:6.1f} ms {b0 / ref_bytes:.3f}x ref ({ref_bytes / len(imgs) / 1024:.1f} KiB)"
         if kind in candidates:
-            ms1, b1 = timed_bytes(imgs, candidates[kind], args.repeat)
             line += (
                 f" | candidate {ms1:6.1f} ms {b1 / ref_bytes:.3f}x ref | time x{ms1 / ms0:.2f}, bytes x{b1 / b0:.3f}"
             )
         print(line)
+    if totals[4]:
+        ms0, b0, ms1, b1, ref = totals
+        print(
+            f"synthetic frame, all five PNGs: profile {ms0:.1f} ms {b0 / ref:.3f}x ref"
+            f" | with candidates {ms1:.1f} ms {b1 / ref:.3f}x ref | time x{ms1 / ms0:.2f}, bytes x{b1 / b0:.3f}"
+        )
     return 0
 
 
