@@ -36,17 +36,20 @@ from hypersim_assets.convert.frame_conversion import convert_arrays
 MODALITY_KINDS = {"rgb": "photo", "depth": "depth", "normal": "normal", "semantic_40": "label", "instance": "label_rgb"}
 
 # Runs inside the reference's Python: OpenCV level-9 PNG sizes of .npy images (RGB swapped to
-# BGR first, as the reference does before cv2.imwrite, so the file holds the same pixels).
+# BGR first, as the reference does before cv2.imwrite, so the file holds the same pixels), and
+# whether OpenCV decodes our PNG of each image (same path, .png) to the same pixels.
 _OPENCV_SIZES = r"""
 import json, sys, cv2, numpy as np
-sizes = {}
+sizes, same = {}, {}
 for path in sys.argv[1:]:
     a = np.load(path)
+    ours = cv2.imread(path[:-4] + ".png", cv2.IMREAD_UNCHANGED)
     if a.ndim == 3:
         a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", a, (cv2.IMWRITE_PNG_COMPRESSION, 9))
     sizes[path] = int(len(buf))
-print("SIZES " + json.dumps(sizes))
+    same[path] = bool(ours is not None and ours.dtype == a.dtype and np.array_equal(ours, a))
+print("SIZES " + json.dumps([sizes, same]))
 """
 
 
@@ -84,17 +87,19 @@ def real_depth_images(real: Path) -> dict[str, np.ndarray]:
     return {"real_depth_tilt_shift": tilt, "real_depth_legacy": depth_mod.legacy_depth_mm(distance_m)}
 
 
-def opencv_sizes(images: list[np.ndarray], python: str) -> list[int]:
-    """OpenCV level-9 PNG sizes (the reference's writer) of ``images``, computed in ``python``."""
+def opencv_sizes(images: list[np.ndarray], settings: pw.PngSettings, python: str) -> tuple[list[int], int]:
+    """(OpenCV level-9 PNG sizes of ``images`` (the reference's writer), how many of our PNGs
+    with ``settings`` OpenCV decodes to the same pixels), computed in ``python``."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, img in enumerate(images):
             paths.append(str(Path(tmp) / f"{i}.npy"))
             np.save(paths[-1], img)
+            Path(tmp, f"{i}.png").write_bytes(pw.encode_with(img, settings))
         proc = subprocess.run([python, "-c", _OPENCV_SIZES, *paths], capture_output=True, text=True, check=True)
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("SIZES "))
-        sizes = json.loads(line[len("SIZES ") :])
-        return [sizes[p] for p in paths]
+        sizes, same = json.loads(line[len("SIZES ") :])
+        return [sizes[p] for p in paths], sum(same.values())
 
 
 def timed_bytes(images: list[np.ndarray], settings: pw.PngSettings, repeat: int) -> tuple[float, int]:
@@ -163,17 +168,23 @@ def main(argv=None) -> int:
         0,
     ]  # synthetic frames: profile ms, profile bytes, candidate ms, candidate bytes, ref bytes
     for name, (kind, imgs) in sets.items():
-        ref_bytes = sum(opencv_sizes(imgs, args.reference_python))
+        base = pw.PROFILES[comp][kind]
+        ref_sizes, decoded_same = opencv_sizes(imgs, base, args.reference_python)
+        ref_bytes = sum(ref_sizes)
+        if decoded_same != len(imgs):
+            print(f"{name}: OpenCV decodes only {decoded_same}/{len(imgs)} of our PNGs to the same pixels")
         if kind in args.grid:
             print_grid(name, imgs, ref_bytes)
             continue
-        base = pw.PROFILES[comp][kind]
         ms0, b0 = timed_bytes(imgs, base, args.repeat)
         ms1, b1 = timed_bytes(imgs, candidates[kind], args.repeat) if kind in candidates else (ms0, b0)
         if name in MODALITY_KINDS:
             for i, v in enumerate((ms0, b0, ms1, b1, ref_bytes)):
                 totals[i] += v
-        line = f"{name:22s} {kind:9s} profile {ms0:6.1f} ms {b0 / ref_bytes:.3f}x ref ({ref_bytes / len(imgs) / 1024:.1f} KiB)"
+        line = (
+            f"{name:22s} {kind:9s} profile {ms0:6.1f} ms {b0 / ref_bytes:.3f}x ref ({ref_bytes / len(imgs) / 1024:.1f} KiB,"
+            f" OpenCV decodes {decoded_same}/{len(imgs)})"
+        )
         if kind in candidates:
             line += (
                 f" | candidate {ms1:6.1f} ms {b1 / ref_bytes:.3f}x ref | time x{ms1 / ms0:.2f}, bytes x{b1 / b0:.3f}"
