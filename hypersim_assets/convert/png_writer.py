@@ -29,11 +29,14 @@ FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
 
 
 class PngCompression(str, enum.Enum):
-    """Speed/size trade-off of the PNG writer (filters and levels per image kind: ``PROFILES``).
+    """Speed/size trade-off of the PNG writer (settings per image kind: ``PROFILES``).
 
-    ``default`` keeps a frame's PNG bytes within about 3 % of the reference's OpenCV level-9
-    files at about a twentieth of the time; ``fast`` is about twice as fast again for about
-    25 % more bytes; ``small`` is smaller than the reference's files and slower than ``default``.
+    Measured on 768x1024 frames, one core, against the reference's OpenCV level-9 files of
+    the same pixels (benchmarks/bench_png_profiles.py, bench_conversion.py; 2026-11-29):
+    ``default`` writes a frame's five PNGs in about 140-210 ms (the reference: 4-5 s) at
+    1.08-1.10x the reference's bytes on the synthetic mirror (the real upstream depth frame:
+    0.97-0.99x); ``fast`` takes about 0.45x default's time for 1.27-1.29x the reference's
+    bytes; ``small`` about 4.5x default's time for 1.01-1.02x.
     """
 
     FAST = "fast"
@@ -82,8 +85,14 @@ def _zng(filters: tuple[int, ...], level: int) -> PngSettings:
 
 # Settings per compression and image kind, chosen by measuring 768x1024 frames (synthetic
 # mirror and the real depth frame in ../shared/hypersim-reference) against the reference's
-# OpenCV level-9 sizes: benchmarks/bench_png_profiles.py (per kind, side by side) and
-# benchmarks/bench_conversion.py (whole frames).
+# OpenCV level-9 sizes: benchmarks/bench_png_profiles.py (per kind, side by side; --grid
+# prints the Pareto front) and benchmarks/bench_conversion.py (whole frames). Each default
+# setting is on that front: no filter set, library and level is smaller at its time, and
+# 1.05x the reference's bytes on the synthetic frames costs about twice default's encode
+# time (the depth and photo gap is deflate's parse, not the filters: zlib-ng 8-9 or
+# libdeflate 10+ close it). libdeflate is faster than zlib-ng at levels 3-6 but larger at
+# equal time for every kind except the fast photo. Real depth prefers Sub alone; the
+# synthetic depth prefers Paeth mixes, which would be larger on the real frame.
 PROFILES: dict[PngCompression, dict[str, PngSettings]] = {
     PngCompression.FAST: {
         "photo": PngSettings((FILTER_SUB, FILTER_UP), "libdeflate", 3),
