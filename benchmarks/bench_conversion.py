@@ -1,7 +1,8 @@
 """Benchmark (and parity check) of our frame conversion against the reference converter.
 
-Makes a synthetic mirror (or uses ``--raw`` with unpacked scenes and metadata CSVs), converts
-every included frame on one core with ours, and, given ``--reference`` (a checkout of
+Makes a synthetic mirror (or uses ``--raw`` with unpacked scenes and metadata CSVs), pins
+itself to one CPU (``--cpu``; the reference's subprocess inherits it), converts every
+included frame with ours, and, given ``--reference`` (a checkout of
 TUI-NICR/nicr-scene-analysis-datasets outside this repo) and ``--reference-python`` (a
 Python with opencv-python-headless, scipy, h5py, pandas, tqdm, pillow), runs the
 reference's ``process_one_sample`` on the same frames in a subprocess. Prints per-stage
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -178,6 +180,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tilt-shift", action="store_true")
     ap.add_argument("--png-compression", default="default")
     ap.add_argument("--workers", type=int, default=1, help="only 1 (single core) is supported")
+    ap.add_argument(
+        "--cpu", type=int, default=-1, help="pin ours and the reference to this CPU (default: the last one allowed)"
+    )
     ap.add_argument("--reference", type=Path, help="checkout of nicr-scene-analysis-datasets")
     ap.add_argument("--reference-python", default=sys.executable)
     ap.add_argument(
@@ -186,6 +191,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.workers != 1:
         ap.error("the benchmark runs on one core: --workers 1")
+    cpu = args.cpu if args.cpu >= 0 else max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})  # the reference's subprocess inherits it: both on one core
+    print(f"pinned to CPU {cpu}")
 
     work = args.work
     raw = args.raw

@@ -1,9 +1,11 @@
 """A fast PNG encoder for the images the conversion writes: 8-bit gray, 8-bit RGB
 and 16-bit gray (big-endian samples, as PNG requires), no interlace.
 
-Row filtering is done with numpy and deflate with zlib-ng, which is several times
-faster than zlib at the same ratio. ``PngCompression`` trades speed for size; any
-standard decoder reads our files to the same pixels as the reference's OpenCV PNGs.
+Row filtering is done with numpy; deflate with zlib-ng or libdeflate (the ``deflate``
+package), both several times faster than zlib at the same ratio; which one, with which
+filters and level, is set per image kind in ``PROFILES``. ``PngCompression`` trades speed
+for size; any standard decoder reads our files to the same pixels as the reference's
+OpenCV PNGs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import enum
 import struct
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
+import deflate
 import numpy as np
 from zlib_ng import zlib_ng
 
@@ -25,11 +29,14 @@ FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_AVERAGE, FILTER_PAETH = range(5)
 
 
 class PngCompression(str, enum.Enum):
-    """Speed/size trade-off of the PNG writer (filters and levels per image kind: ``PROFILES``).
+    """Speed/size trade-off of the PNG writer (settings per image kind: ``PROFILES``).
 
-    ``default`` keeps a frame's PNG bytes within about 3 % of the reference's OpenCV level-9
-    files at about a twentieth of the time; ``fast`` is about twice as fast again for about
-    25 % more bytes; ``small`` is smaller than the reference's files and slower than ``default``.
+    Measured on 768x1024 frames, one core, against the reference's OpenCV level-9 files of
+    the same pixels (benchmarks/bench_png_profiles.py, bench_conversion.py; 2026-11-29):
+    ``default`` writes a frame's five PNGs in about 140-210 ms (the reference: 4-5 s) at
+    1.08-1.10x the reference's bytes on the synthetic mirror (the real upstream depth frame:
+    0.97-0.99x); ``fast`` takes about 0.45x default's time for 1.27-1.29x the reference's
+    bytes; ``small`` about 4.5x default's time for 1.01-1.02x.
     """
 
     FAST = "fast"
@@ -51,32 +58,62 @@ class PngCompression(str, enum.Enum):
 # (16-bit) changes slowly along rows, label images are flat regions.
 IMAGE_KINDS: tuple[str, ...] = ("photo", "depth", "normal", "label", "label_rgb")
 
-# (filters, zlib-ng level) per compression and image kind. One filter: every row uses it.
-# Several: each row takes the one whose output bytes, read as signed, have the smallest
-# absolute sum (libpng's heuristic). Chosen by measuring 768x1024 frames against the
-# reference's OpenCV level-9 sizes (benchmarks/bench_conversion.py); zlib-ng's level 1 is
-# a much weaker strategy, hence no level below 4.
-PROFILES: dict[PngCompression, dict[str, tuple[tuple[int, ...], int]]] = {
+# Deflate implementations by name: (compress(data, level) -> zlib stream, valid levels).
+# zlib-ng's level 1 is a much weaker strategy than its 4-9; libdeflate's 10-12 are its
+# near-optimal parser (several times slower than 9).
+LIBRARIES = {
+    "zlib-ng": (zlib_ng.compress, range(0, 10)),
+    "libdeflate": (deflate.zlib_compress, range(1, 13)),
+}
+
+
+class PngSettings(NamedTuple):
+    """How one image is encoded: row filters, deflate library (a ``LIBRARIES`` key) and its level.
+
+    One filter: every row uses it. Several: each row takes the one whose output bytes, read
+    as signed, have the smallest absolute sum (libpng's heuristic; ties go to the earlier one).
+    """
+
+    filters: tuple[int, ...]
+    library: str
+    level: int
+
+
+def _zng(filters: tuple[int, ...], level: int) -> PngSettings:
+    return PngSettings(filters, "zlib-ng", level)
+
+
+# Settings per compression and image kind, chosen by measuring 768x1024 frames (synthetic
+# mirror and the real depth frame in ../shared/hypersim-reference) against the reference's
+# OpenCV level-9 sizes: benchmarks/bench_png_profiles.py (per kind, side by side; --grid
+# prints the Pareto front) and benchmarks/bench_conversion.py (whole frames). Each default
+# setting is on that front: no filter set, library and level is smaller at its time, and
+# 1.05x the reference's bytes on the synthetic frames costs about twice default's encode
+# time (the depth and photo gap is deflate's parse, not the filters: zlib-ng 8-9 or
+# libdeflate 10+ close it). libdeflate is faster than zlib-ng at levels 3-6 but larger at
+# equal time for every kind except the fast photo. Real depth prefers Sub alone; the
+# synthetic depth prefers Paeth mixes, which would be larger on the real frame.
+PROFILES: dict[PngCompression, dict[str, PngSettings]] = {
     PngCompression.FAST: {
-        "photo": ((FILTER_UP,), 4),
-        "depth": ((FILTER_SUB,), 4),
-        "normal": ((FILTER_UP,), 4),
-        "label": ((FILTER_NONE, FILTER_UP), 6),
-        "label_rgb": ((FILTER_UP,), 6),
+        "photo": PngSettings((FILTER_SUB, FILTER_UP), "libdeflate", 3),
+        "depth": _zng((FILTER_SUB,), 4),
+        "normal": _zng((FILTER_UP,), 4),
+        "label": _zng((FILTER_NONE, FILTER_UP), 6),
+        "label_rgb": _zng((FILTER_UP,), 6),
     },
     PngCompression.DEFAULT: {
-        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP), 6),
-        "depth": ((FILTER_SUB,), 6),
-        "normal": ((FILTER_NONE,), 6),
-        "label": ((FILTER_NONE, FILTER_UP), 9),
-        "label_rgb": ((FILTER_UP,), 9),
+        "photo": _zng((FILTER_NONE, FILTER_SUB, FILTER_UP), 6),
+        "depth": _zng((FILTER_SUB,), 6),
+        "normal": _zng((FILTER_NONE,), 6),
+        "label": _zng((FILTER_NONE, FILTER_UP), 9),
+        "label_rgb": _zng((FILTER_UP,), 9),
     },
     PngCompression.SMALL: {
-        "photo": ((FILTER_NONE, FILTER_SUB, FILTER_UP, FILTER_PAETH), 8),
-        "depth": ((FILTER_SUB,), 8),
-        "normal": ((FILTER_NONE,), 8),
-        "label": ((FILTER_NONE, FILTER_UP), 9),
-        "label_rgb": ((FILTER_UP, FILTER_PAETH), 9),
+        "photo": _zng((FILTER_SUB, FILTER_UP), 8),
+        "depth": _zng((FILTER_SUB,), 8),
+        "normal": _zng((FILTER_NONE,), 8),
+        "label": _zng((FILTER_NONE, FILTER_UP), 9),
+        "label_rgb": _zng((FILTER_NONE, FILTER_UP), 9),
     },
 }
 
@@ -87,22 +124,29 @@ def _filtered(raw: np.ndarray, bpp: int, filters: tuple[int, ...]) -> np.ndarray
     if len(filters) == 1:
         return _filter_rows(raw, bpp, filters[0])
     outs = [_filter_rows(raw, bpp, f) for f in filters]
-    cost = np.stack([_signed_abs_row_sums(o[:, 1:]) for o in outs])
+    # One scratch array and in-place selection: every fresh image-sized temporary costs page
+    # faults, which took longer than the arithmetic (an RGB frame: 25 ms instead of 7 ms).
+    scratch = np.empty_like(raw)
+    cost = np.empty((len(outs), raw.shape[0]), dtype=np.uint32)
+    for k, o in enumerate(outs):
+        _signed_abs_row_sums(o[:, 1:], scratch, cost[k])
     best = cost.argmin(axis=0)
     out = outs[0]
     for k in range(1, len(outs)):
-        rows = best == k
-        out[rows] = outs[k][rows]
+        np.copyto(out, outs[k], where=(best == k)[:, None])
     return out
 
 
-def _signed_abs_row_sums(body: np.ndarray) -> np.ndarray:
-    """Per row, the sum of |b| of its bytes read as signed int8 (libpng's filter heuristic).
+def _signed_abs_row_sums(body: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
+    """Per row, the sum of |b| of ``body``'s bytes read as signed int8 (libpng's filter heuristic),
+    into ``out``; ``scratch`` is a work array of ``body``'s shape.
 
     ``min(b, 256 - b)`` in uint8 arithmetic is that magnitude (128 for -128), computed without
     widening every byte, which costs ten times as much.
     """
-    return np.minimum(body, np.negative(body)).sum(axis=1, dtype=np.uint32)
+    np.negative(body, out=scratch)
+    np.minimum(body, scratch, out=scratch)
+    np.add.reduce(scratch, axis=1, dtype=np.uint32, out=out)
 
 
 def default_kind(image: np.ndarray) -> str:
@@ -177,22 +221,33 @@ def encode_png(
 ) -> bytes:
     """Encode ``image`` (uint8 HxW gray, uint16 HxW gray, or uint8 HxWx3 RGB in R, G, B order) as PNG bytes.
 
-    ``kind`` (one of IMAGE_KINDS) picks the filters and deflate level of ``compression``;
-    ``filter_type`` and ``level`` override them.
+    ``kind`` (one of IMAGE_KINDS) picks the settings of ``compression`` from ``PROFILES``;
+    ``filter_type`` and ``level`` override its filters and level.
     """
     comp = PngCompression.parse(compression)
+    kind = kind or default_kind(image)
+    if kind not in IMAGE_KINDS:
+        raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
+    settings = PROFILES[comp][kind]
+    if filter_type is not None:
+        settings = settings._replace(filters=(filter_type,))
+    if level is not None:
+        settings = settings._replace(level=level)
+    return encode_with(image, settings)
+
+
+def encode_with(image: np.ndarray, settings: PngSettings) -> bytes:
+    """Encode ``image`` (as for ``encode_png``) with explicit ``settings``."""
     raw, bpp, depth, colour = _raw_rows(image)
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise ValueError(f"cannot encode an empty image of shape {image.shape}")
-    kind = kind or default_kind(image)
-    if kind not in IMAGE_KINDS:
-        raise ValueError(f"unknown image kind {kind!r}; expected one of {IMAGE_KINDS}")
-    filters, profile_level = PROFILES[comp][kind]
-    if filter_type is not None:
-        filters = (filter_type,)
-    level = profile_level if level is None else level
-    idat = zlib_ng.compress(_filtered(raw, bpp, filters).tobytes(), level)
+    if settings.library not in LIBRARIES:
+        raise ValueError(f"unknown deflate library {settings.library!r}; expected one of {tuple(LIBRARIES)}")
+    compress, levels = LIBRARIES[settings.library]
+    if settings.level not in levels:
+        raise ValueError(f"{settings.library} level must be in {levels.start}..{levels.stop - 1}; got {settings.level}")
+    idat = compress(_filtered(raw, bpp, settings.filters), settings.level)  # buffer protocol: no copy
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
     return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")))
 
