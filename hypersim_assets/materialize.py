@@ -1,6 +1,7 @@
 """Materialise the asset graph from the command line against a real Dagster
 instance: the metadata first (it registers the scene partitions), then each
-named scene partition, then the frame index and views.
+named scene partition, then the frame index and views (in the last scene's run,
+or a run of their own when no scene is named or the last scene failed).
 
 Each run executes in a worker thread while the main thread keeps the signals: SIGINT
 or SIGTERM marks the current run canceled, frees its pool slots and ends the command
@@ -38,6 +39,8 @@ RETRY_POLL_S = 1.0
 # Dagster's console logger prints each failure with its stack trace; the command prints
 # the underlying errors itself, so by default only critical log lines pass.
 CONSOLE_LOG_LEVEL = "CRITICAL"
+INDEX_STEPS = ("frame_index", "subsample_views")
+INDEX_LABEL = "frame index and subsample views"
 
 
 @dataclass
@@ -91,6 +94,11 @@ def resource_run_config(source: str | None, data_root: Path | None, log_level: s
     if config:
         run_config["resources"] = {"hypersim": {"config": config}}
     return run_config
+
+
+def _is_index_problem(problem: Problem) -> bool:
+    """Whether a problem of a run is the index's or the views' (a step of theirs or one of their checks)."""
+    return any(problem.where == step or problem.where.startswith(f"check {step}.") for step in INDEX_STEPS)
 
 
 def _metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
@@ -231,6 +239,7 @@ def materialize(
         run_config = resource_run_config(source, data_root, log_level)
     catalog_job = defs.resolve_job_def("hypersim_catalog_job")
     scene_job = defs.resolve_job_def("hypersim_scene_job")
+    scene_and_index_job = defs.resolve_job_def("hypersim_scene_and_index_job")
 
     def run(job: dg.JobDefinition, label: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
         release_dead_runs(instance, echo=echo_err)
@@ -264,23 +273,28 @@ def materialize(
                         f"({len(known)} scenes known, e.g. {', '.join(sorted(known)[:3])})"
                     )
                 wanted = list(scenes)
+            index_built = False
             for i, scene in enumerate(wanted, 1):
+                # The last scene's run also rebuilds the index and views: one run fewer.
+                last = i == len(wanted)
+                label = f"scene {scene} ({i}/{len(wanted)}): download and convert"
                 try:
-                    result = run(
-                        scene_job, f"scene {scene} ({i}/{len(wanted)}): download and convert", partition_key=scene
-                    )
+                    if last:
+                        result = run(scene_and_index_job, f"{label}, then the {INDEX_LABEL}", partition_key=scene)
+                        index_built = True
+                    else:
+                        result = run(scene_job, label, partition_key=scene)
                     _require_a_converted_frame(instance, result, scene)
                     summary.scenes.append(scene)
                 except MaterializeError as exc:
+                    if exc.problems and all(_is_index_problem(p) for p in exc.problems):
+                        raise  # the scene is done; the index or views failed, as a run of their own would
                     if not keep_going:
                         raise
                     summary.failed_scenes[scene] = str(exc)
                     echo_err(f"[hypersim] {exc}")
-            run(
-                catalog_job,
-                "frame index and subsample views",
-                asset_selection=[dg.AssetKey("frame_index"), dg.AssetKey("subsample_views")],
-            )
+            if not index_built:  # no scene named, or the last one failed: the index must still show it
+                run(catalog_job, INDEX_LABEL, asset_selection=[dg.AssetKey(step) for step in INDEX_STEPS])
         except _Signalled as sig:  # between runs
             raise RunInterrupted(sig.signum, None) from None
     summary.seconds = time.monotonic() - started
