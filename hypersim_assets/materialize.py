@@ -29,7 +29,8 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.run_config import source_config_value
+from hypersim_assets.defs.resources import HypersimResource
+from hypersim_assets.run_config import config_value, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
 
@@ -39,6 +40,8 @@ RETRY_POLL_S = 1.0
 # Dagster's console logger prints each failure with its stack trace; the command prints
 # the underlying errors itself, so by default only critical log lines pass.
 CONSOLE_LOG_LEVEL = "CRITICAL"
+METADATA_KEY = dg.AssetKey("hypersim_metadata")
+DATA_VERSION_TAG = "dagster/data_version"
 INDEX_STEPS = ("frame_index", "subsample_views")
 INDEX_LABEL = "frame index and subsample views"
 
@@ -94,6 +97,40 @@ def resource_run_config(source: str | None, data_root: Path | None, log_level: s
     if config:
         run_config["resources"] = {"hypersim": {"config": config}}
     return run_config
+
+
+def _hypersim_resource(run_config: Mapping[str, Any]) -> HypersimResource:
+    """The ``hypersim`` resource as runs of ``run_config`` see it (``{env: NAME}`` values resolved)."""
+    block = ((run_config.get("resources") or {}).get("hypersim") or {}).get("config") or {}
+    return HypersimResource(source=config_value(block.get("source")), data_root=config_value(block.get("data_root")))
+
+
+def metadata_still_valid(instance: dg.DagsterInstance, run_config: Mapping[str, Any]) -> tuple[str, dict] | None:
+    """(run id, metadata) of the latest ``hypersim_metadata`` materialisation when a new one would change
+    nothing: its run succeeded (the blocking consistency check passed), it came from the same source into
+    the same folder, and the three CSVs there still have the bytes it recorded (its data version). Else None.
+    """
+    from hypersim_assets.catalog import metadata as md
+
+    event = instance.get_latest_materialization_event(METADATA_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    run = instance.get_run_by_id(event.run_id)
+    if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+        return None
+    materialization = event.asset_materialization
+    metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    hypersim = _hypersim_resource(run_config)
+    raw_root = hypersim.raw_root()
+    if metadata.get("source") != str(hypersim.parsed_source()) or metadata.get("path") != str(raw_root):
+        return None
+    try:
+        fingerprint = md.metadata_fingerprint(raw_root)
+    except (OSError, md.MetadataError):
+        return None
+    if materialization.tags.get(DATA_VERSION_TAG) != fingerprint:
+        return None
+    return event.run_id, metadata
 
 
 def _is_index_problem(problem: Problem) -> bool:
@@ -263,8 +300,19 @@ def materialize(
 
     with _signals_raise():
         try:
-            run(catalog_job, "metadata", asset_selection=[dg.AssetKey("hypersim_metadata")])
             known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
+            # A run of its own only when the metadata could change: each run costs about a second here.
+            # Never for --all-scenes (it re-reads the release) nor when a named scene is not registered.
+            valid = None
+            if not all_scenes and known and all(s in known for s in scenes):
+                valid = metadata_still_valid(instance, run_config)
+            if valid is not None:
+                metadata_run, metadata = valid
+                summary.asset_metadata["hypersim_metadata"] = metadata
+                echo(f"[hypersim] metadata: unchanged since run {metadata_run} (files verified); no run needed")
+            else:
+                run(catalog_job, "metadata", asset_selection=[METADATA_KEY])
+                known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
             if all_scenes:
                 wanted = sorted(known)
             else:
