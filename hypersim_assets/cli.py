@@ -366,8 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "materialize",
         help="materialise metadata, scenes, index and views against DAGSTER_HOME",
-        description="Materialise the metadata, the named scenes (download and convert) and then the frame index "
-        "and subsample views, each as a run of the Dagster instance at DAGSTER_HOME (default: "
+        description="Materialise the metadata (skipped while the metadata on disk is the one materialised "
+        "before), the named scenes (download and convert; one run each) and then the frame index and subsample "
+        "views (in the last scene's run), as runs of the Dagster instance at DAGSTER_HOME (default: "
         "<data root>/.dagster_home). Options become the runs' config (shown on each run's page) and are recorded "
         "in dataset/creation_meta.json.",
     )
