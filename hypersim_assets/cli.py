@@ -192,61 +192,37 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-def _validated_config(args: argparse.Namespace, file_config: dict, run_config: dict) -> None:
-    """Check the ``--config`` file's keys, then the whole run config, against the jobs' schema (RunConfigError)."""
-    from hypersim_assets.definitions import defs
-    from hypersim_assets.run_config import validate_run_config
-
-    names = ("hypersim_catalog_job", "hypersim_scene_job", "hypersim_scene_and_index_job")
-    jobs = [defs.resolve_job_def(name) for name in names]
-    validate_run_config(file_config, jobs)  # the file's own keys first, so errors name what the user wrote
-    validate_run_config(run_config, jobs)
+# The jobs a materialize run may use: the run config must suit each of them.
+MATERIALIZE_JOBS = ("hypersim_catalog_job", "hypersim_scene_job", "hypersim_scene_and_index_job")
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from dagster._core.utils import make_new_run_id
-
-    from hypersim_assets.materialize import MaterializeError, RunInterrupted, materialize, open_instance
+    from hypersim_assets.definitions import defs
+    from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.run_config import (
         RunConfigError,
         build_run_config,
         data_root_of,
         describe_settings,
         load_run_config_file,
+        validate_run_config,
     )
 
+    jobs = [defs.resolve_job_def(name) for name in MATERIALIZE_JOBS]
     try:
         file_config = load_run_config_file(Path(args.config)) if args.config else {}
+        validate_run_config(file_config, jobs)  # the file's own keys first, so errors name what the user wrote
         run_config = build_run_config(file_config, run_options(args))
+        validate_run_config(run_config, jobs)
     except RunConfigError as exc:
         print(f"[hypersim] {exc}", file=sys.stderr)
         return 2
     data_root = data_root_of(run_config)
-    first_run_id = make_new_run_id()
-    # Opening a new instance is mostly waiting on SQLite creating schemas (about 2 s here), so
-    # it runs in a thread while this one loads the definitions and checks the config. Not where
-    # the instance would be the data root's own before the root exists: a rejected config
-    # must leave no data root behind.
-    in_background = bool(os.environ.get("DAGSTER_HOME")) or data_root.is_dir()
-    with ThreadPoolExecutor(1, thread_name_prefix="open-instance") as pool:
-        opened = pool.submit(open_instance, data_root / ".dagster_home", first_run_id) if in_background else None
-        try:
-            _validated_config(args, file_config, run_config)
-        except RunConfigError as exc:
-            print(f"[hypersim] {exc}", file=sys.stderr)
-            if opened is not None:
-                opened.result().dispose()
-            return 2
-        instance = opened.result() if opened is not None else open_instance(data_root / ".dagster_home", first_run_id)
-    from hypersim_assets.definitions import defs
-
     if "execution" in file_config:
         print(f"[hypersim] note: the execution section of {args.config} is ignored (steps run in this process)")
     print(f"[hypersim] run config: {describe_settings(run_config)}")
     try:
-        with instance:
+        with instance_from_env_or(data_root / ".dagster_home") as instance:
             summary = materialize(
                 defs,
                 instance,
@@ -254,7 +230,6 @@ def cmd_materialize(args: argparse.Namespace) -> int:
                 all_scenes=args.all_scenes,
                 keep_going=args.keep_going,
                 run_config=run_config,
-                first_run_id=first_run_id,
             )
     except MaterializeError as exc:
         print(f"[hypersim] materialize failed: {exc}", file=sys.stderr)

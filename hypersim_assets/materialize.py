@@ -259,7 +259,6 @@ def materialize(
     keep_going: bool = False,
     log_level: str = CONSOLE_LOG_LEVEL,
     run_config: Mapping[str, Any] | None = None,
-    first_run_id: str | None = None,
 ) -> MaterializeSummary:
     """Materialise metadata, the named scenes (or all) and then the index and views.
 
@@ -269,7 +268,6 @@ def materialize(
     scene is recorded and the rest still run (the index then shows it). A scene whose
     run succeeded but converted no frame counts as failed. Raises ``RunInterrupted``
     on SIGINT/SIGTERM, after marking the current run canceled and freeing its slots.
-    ``first_run_id`` is the id of the first run (see :func:`open_instance`).
     """
     echo_err = echo_err or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
@@ -283,7 +281,7 @@ def materialize(
     def run(job: dg.JobDefinition, label: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
         release_dead_runs(instance, echo=echo_err)
         step_started = time.monotonic()
-        run_id = first_run_id if first_run_id and not summary.run_ids else make_new_run_id()
+        run_id = make_new_run_id()
         echo(f"[hypersim] {label} (run {run_id}) ...")
         result = _execute(instance, job, run_config, run_id, echo_err, **kwargs)
         summary.run_ids.append(result.run_id)
@@ -377,28 +375,3 @@ def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
         os.environ["DAGSTER_HOME"] = home
         print(f"[hypersim] DAGSTER_HOME not set; using {home}", file=sys.stderr)
     return dg.DagsterInstance.get()
-
-
-def prepare_run_storage(instance: dg.DagsterInstance, run_id: str) -> None:
-    """Create the event-log database of a run that is about to start, ahead of it.
-
-    SQLite event-log storage keeps one database per run and creates its schema (one
-    transaction per table and index, about 0.4 s here) when the run logs its first
-    event; created ahead in a background thread, that wait overlaps other work. This
-    is Dagster's own idempotent creation (a run that never starts leaves an empty
-    database); other storages need nothing.
-    """
-    from dagster._core.storage.event_log import SqliteEventLogStorage
-
-    storage = instance.event_log_storage
-    if isinstance(storage, SqliteEventLogStorage):
-        with storage.run_connection(run_id):
-            pass
-
-
-def open_instance(default_home: Path, first_run_id: str | None = None) -> dg.DagsterInstance:
-    """:func:`instance_from_env_or` ``default_home``, with the event-log database of ``first_run_id`` created."""
-    instance = instance_from_env_or(default_home)
-    if first_run_id is not None:
-        prepare_run_storage(instance, first_run_id)
-    return instance
