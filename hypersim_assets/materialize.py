@@ -120,9 +120,12 @@ def metadata_still_valid(instance: dg.DagsterInstance, run_config: Mapping[str, 
         return None
     materialization = event.asset_materialization
     metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-    hypersim = _hypersim_resource(run_config)
-    raw_root = hypersim.raw_root()
-    if metadata.get("source") != str(hypersim.parsed_source()) or metadata.get("path") != str(raw_root):
+    try:
+        hypersim = _hypersim_resource(run_config)
+        raw_root, source = hypersim.raw_root(), str(hypersim.parsed_source())
+    except Exception:  # a source or root the run rejects: the metadata run reports it, naming what is wrong
+        return None
+    if metadata.get("source") != source or metadata.get("path") != str(raw_root):
         return None
     try:
         fingerprint = md.metadata_fingerprint(raw_root)
