@@ -1,6 +1,7 @@
 """Materialise the asset graph from the command line against a real Dagster
 instance: the metadata first (it registers the scene partitions), then each
-named scene partition, then the frame index and views.
+named scene partition, then the frame index and views (in the last scene's run,
+or a run of their own when no scene is named or the last scene failed).
 
 Each run executes in a worker thread while the main thread keeps the signals: SIGINT
 or SIGTERM marks the current run canceled, frees its pool slots and ends the command
@@ -28,7 +29,8 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.run_config import source_config_value
+from hypersim_assets.defs.resources import HypersimResource
+from hypersim_assets.run_config import config_value, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
 
@@ -38,6 +40,10 @@ RETRY_POLL_S = 1.0
 # Dagster's console logger prints each failure with its stack trace; the command prints
 # the underlying errors itself, so by default only critical log lines pass.
 CONSOLE_LOG_LEVEL = "CRITICAL"
+METADATA_KEY = dg.AssetKey("hypersim_metadata")
+DATA_VERSION_TAG = "dagster/data_version"
+INDEX_STEPS = ("frame_index", "subsample_views")
+INDEX_LABEL = "frame index and subsample views"
 
 
 @dataclass
@@ -91,6 +97,48 @@ def resource_run_config(source: str | None, data_root: Path | None, log_level: s
     if config:
         run_config["resources"] = {"hypersim": {"config": config}}
     return run_config
+
+
+def _hypersim_resource(run_config: Mapping[str, Any]) -> HypersimResource:
+    """The ``hypersim`` resource as runs of ``run_config`` see it (``{env: NAME}`` values resolved)."""
+    block = ((run_config.get("resources") or {}).get("hypersim") or {}).get("config") or {}
+    return HypersimResource(source=config_value(block.get("source")), data_root=config_value(block.get("data_root")))
+
+
+def metadata_still_valid(instance: dg.DagsterInstance, run_config: Mapping[str, Any]) -> tuple[str, dict] | None:
+    """(run id, metadata) of the latest ``hypersim_metadata`` materialisation when a new one would change
+    nothing: its run succeeded (the blocking consistency check passed), it came from the same source into
+    the same folder, and the three CSVs there still have the bytes it recorded (its data version). Else None.
+    """
+    from hypersim_assets.catalog import metadata as md
+
+    event = instance.get_latest_materialization_event(METADATA_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    run = instance.get_run_by_id(event.run_id)
+    if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+        return None
+    materialization = event.asset_materialization
+    metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    try:
+        hypersim = _hypersim_resource(run_config)
+        raw_root, source = hypersim.raw_root(), str(hypersim.parsed_source())
+    except Exception:  # a source or root the run rejects: the metadata run reports it, naming what is wrong
+        return None
+    if metadata.get("source") != source or metadata.get("path") != str(raw_root):
+        return None
+    try:
+        fingerprint = md.metadata_fingerprint(raw_root)
+    except (OSError, md.MetadataError):
+        return None
+    if materialization.tags.get(DATA_VERSION_TAG) != fingerprint:
+        return None
+    return event.run_id, metadata
+
+
+def _is_index_problem(problem: Problem) -> bool:
+    """Whether a problem of a run is the index's or the views' (a step of theirs or one of their checks)."""
+    return any(problem.where == step or problem.where.startswith(f"check {step}.") for step in INDEX_STEPS)
 
 
 def _metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
@@ -231,6 +279,7 @@ def materialize(
         run_config = resource_run_config(source, data_root, log_level)
     catalog_job = defs.resolve_job_def("hypersim_catalog_job")
     scene_job = defs.resolve_job_def("hypersim_scene_job")
+    scene_and_index_job = defs.resolve_job_def("hypersim_scene_and_index_job")
 
     def run(job: dg.JobDefinition, label: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
         release_dead_runs(instance, echo=echo_err)
@@ -252,8 +301,19 @@ def materialize(
 
     with _signals_raise():
         try:
-            run(catalog_job, "metadata", asset_selection=[dg.AssetKey("hypersim_metadata")])
             known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
+            # A run of its own only when the metadata could change: each run costs about a second here.
+            # Never for --all-scenes (it re-reads the release) nor when a named scene is not registered.
+            valid = None
+            if not all_scenes and known and all(s in known for s in scenes):
+                valid = metadata_still_valid(instance, run_config)
+            if valid is not None:
+                metadata_run, metadata = valid
+                summary.asset_metadata["hypersim_metadata"] = metadata
+                echo(f"[hypersim] metadata: unchanged since run {metadata_run} (files verified); no run needed")
+            else:
+                run(catalog_job, "metadata", asset_selection=[METADATA_KEY])
+                known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
             if all_scenes:
                 wanted = sorted(known)
             else:
@@ -264,23 +324,28 @@ def materialize(
                         f"({len(known)} scenes known, e.g. {', '.join(sorted(known)[:3])})"
                     )
                 wanted = list(scenes)
+            index_built = False
             for i, scene in enumerate(wanted, 1):
+                # The last scene's run also rebuilds the index and views: one run fewer.
+                last = i == len(wanted)
+                label = f"scene {scene} ({i}/{len(wanted)}): download and convert"
                 try:
-                    result = run(
-                        scene_job, f"scene {scene} ({i}/{len(wanted)}): download and convert", partition_key=scene
-                    )
+                    if last:
+                        result = run(scene_and_index_job, f"{label}, then the {INDEX_LABEL}", partition_key=scene)
+                        index_built = True
+                    else:
+                        result = run(scene_job, label, partition_key=scene)
                     _require_a_converted_frame(instance, result, scene)
                     summary.scenes.append(scene)
                 except MaterializeError as exc:
+                    if exc.problems and all(_is_index_problem(p) for p in exc.problems):
+                        raise  # the scene is done; the index or views failed, as a run of their own would
                     if not keep_going:
                         raise
                     summary.failed_scenes[scene] = str(exc)
                     echo_err(f"[hypersim] {exc}")
-            run(
-                catalog_job,
-                "frame index and subsample views",
-                asset_selection=[dg.AssetKey("frame_index"), dg.AssetKey("subsample_views")],
-            )
+            if not index_built:  # no scene named, or the last one failed: the index must still show it
+                run(catalog_job, INDEX_LABEL, asset_selection=[dg.AssetKey(step) for step in INDEX_STEPS])
         except _Signalled as sig:  # between runs
             raise RunInterrupted(sig.signum, None) from None
     summary.seconds = time.monotonic() - started

@@ -66,7 +66,8 @@ def _held(instance: dg.DagsterInstance) -> int:
 
 
 def _scene_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    return [r for r in instance.get_runs() if r.job_name == "hypersim_scene_job"]
+    """Runs of a scene partition (the last scene's run also carries the index and views)."""
+    return [r for r in instance.get_runs() if "dagster/partition" in r.tags]
 
 
 def _logs(prefix: Path) -> str:
