@@ -278,10 +278,18 @@ class SceneConversion:
 
 def _start_pool(workers: int, times: ConversionTimes) -> cf.ProcessPoolExecutor:
     """A forkserver pool whose workers end with this process, warmed: one cheap task per worker
-    makes each start and import the conversion code now rather than at its first frame."""
+    makes each start now rather than at its first frame.
+
+    The forkserver preloads this module (with the conversion code), so workers fork with it
+    imported: measured ready 0.5-1 s sooner than importing in each worker, and the imports cost
+    CPU once instead of once per worker while a download competes for it. The preload applies
+    when this process starts its forkserver (its first pool); later pools fork from that one.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=context,
         initializer=exit_with_owner,
         initargs=owner_initializer_args(),
     )
