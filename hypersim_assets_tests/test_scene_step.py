@@ -124,9 +124,7 @@ def test_frames_are_converted_while_the_scene_still_downloads(mirror, tmp_path):
     last_member_done = max(r.done_s for r in members) + to_wall
     first_frame_done = min(p.stat().st_mtime for p in _done_markers(data, scene))
     assert first_frame_done < last_member_done
-    meta = next(
-        m for m in result.asset_materializations_for_node("scene_step") if m.asset_key == CONVERTED
-    ).metadata
+    meta = next(m for m in result.asset_materializations_for_node("scene_step") if m.asset_key == CONVERTED).metadata
     assert meta["overlap_seconds"].value > 0
 
 

@@ -59,7 +59,7 @@ def frame_member(scene: str, camera: str, frame_id: int, group: str, kind: str) 
     return f"{scene}/images/scene_{camera}_{group}_hdf5/frame.{frame_id:04d}.{kind}.hdf5"
 
 
-_FRAME_MEMBER_RE = re.compile(r"^images/scene_(cam_\d{2})_[a-z_]+/frame\.(\d{4})\.", re.ASCII)
+_FRAME_MEMBER_RE = re.compile(r"^images/scene_(cam_\d{2})_[a-z0-9_]+/frame\.(\d{4})\.", re.ASCII)
 
 
 def member_frame(scene: str, member: str) -> tuple[str, int] | None:
