@@ -100,9 +100,19 @@ def members_verified(
     When the scene step materialises ``raw_scene`` and ``converted_scene`` together, this check
     runs after the step, so it cannot gate the conversion; the gate holds inside the step: a
     member is CRC-verified before the conversion hears of it, and a frame is converted only once
-    every member it reads was.
+    every member it reads was. For the same reason, with ``delete_raw_after_conversion`` the raw
+    files may be gone by the time it runs: a scene whose raw folder is gone and whose facts exist
+    (it was converted) passes, saying so.
     """
     scene = context.partition_key
+    raw_gone = not (hypersim.raw_root() / scene).exists()
+    if download.delete_raw_after_conversion and raw_gone and facts_path(hypersim.root(), scene).is_file():
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="raw files deleted after a successful conversion (delete_raw_after_conversion)",
+            metadata={"scene": scene, "members": 0, "details": _json({"deleted_after_conversion": True})},
+        )
     passed, details = members_on_disk(hypersim.raw_root(), scene, download.verify)
     return dg.AssetCheckResult(
         passed=passed,
