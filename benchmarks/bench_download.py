@@ -4,13 +4,13 @@ selective fetch under several (workers, coalescing gap) settings side by side.
 Builds (or reuses) a synthetic upstream-shaped mirror, serves it with the
 loopback ``MirrorServer`` (optionally through its link model: ``--rtt-ms``, ``--link-mbps``)
 and prints, for one scene zip: bytes fetched by the selective fetch / zip bytes, and the wall
-time and throughput of both ways; then, per ``--grid`` entry ``WORKERS:GAP_BYTES`` (GAP -1 =
-no coalescing), the fetch's wall time, requests, bytes, and its ratio to the link floor
+time and throughput of both ways; then, per ``--grid`` entry ``WORKERS:GAP_BYTES[:ORDER]`` (GAP -1 =
+no coalescing; ORDER ``frames``, the default, or ``archive``: the order requests start in), the fetch's wall time, requests, bytes, and its ratio to the link floor
 (bytes fetched / bandwidth) and to the first entry.
 
     python benchmarks/bench_download.py [--frames 12] [--cameras 2] [--workers 4] [--mirror DIR]
                                         [--server-nodelay] [--chunk-delay-ms MS]
-                                        [--rtt-ms 50 --link-mbps 400] [--grid 4:-1,4:262144,8:262144]
+                                        [--rtt-ms 50 --link-mbps 400] [--grid 16:0:archive,16:0:frames]
                                         [--skip-full]
 
 ``--server-nodelay`` sets TCP_NODELAY on the mirror server's sockets (as real
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the grid (interleaved); best is shown")
     parser.add_argument("--skip-full", action="store_true", help="skip the full-zip download and extraction")
     args = parser.parse_args()
-    grid = [tuple(int(x) for x in item.split(":")) for item in args.grid.split(",") if item]
+    grid = [_grid_entry(item) for item in args.grid.split(",") if item]
     if args.server_nodelay:
         mirror_server._Handler.disable_nagle_algorithm = True  # what StreamRequestHandler offers for this
 
@@ -120,16 +120,28 @@ def main() -> None:
     )
 
 
-def _grid(server: MirrorServer, url: str, scene: str, tmp: Path, grid: list[tuple[int, ...]], args) -> None:  # noqa: ANN001
+def _grid_entry(item: str) -> tuple[int, int, str]:
+    """``WORKERS:GAP_BYTES[:ORDER]`` -> (workers, gap bytes, fetch order)."""
+    parts = item.split(":")
+    return int(parts[0]), int(parts[1]), parts[2] if len(parts) > 2 else "frames"
+
+
+def _grid(server: MirrorServer, url: str, scene: str, tmp: Path, grid: list[tuple[int, int, str]], args) -> None:  # noqa: ANN001
     """Fetch the scene once per grid setting (``--repeat`` interleaved rounds) and print a table."""
-    best: dict[tuple[int, ...], tuple[float, int, int]] = {}
+    best: dict[tuple[int, int, str], tuple[float, int, int]] = {}
     for round_ in range(args.repeat):
         for setting in grid:
-            workers, gap = setting
-            dest = tmp / f"grid-{workers}-{gap}-{round_}"
+            workers, gap, order = setting
+            dest = tmp / f"grid-{workers}-{gap}-{order}-{round_}"
             server.reset_log()
             report = fetch_scene_members(
-                Location(url=url), scene, dest, MemberSelection(), workers=workers, coalesce_gap_bytes=gap
+                Location(url=url),
+                scene,
+                dest,
+                MemberSelection(),
+                workers=workers,
+                coalesce_gap_bytes=gap,
+                fetch_order=order,
             )
             requests = len(server.requests)
             shutil.rmtree(dest)
@@ -137,13 +149,13 @@ def _grid(server: MirrorServer, url: str, scene: str, tmp: Path, grid: list[tupl
                 best[setting] = (report.seconds, requests, report.bytes_fetched)
     rate = (args.link_mbps or 0) * 1e6 / 8
     first = best[grid[0]][0]
-    print("\n| workers | gap bytes | seconds | requests | MB fetched | / link floor | / first row |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| workers | gap bytes | order | seconds | requests | MB fetched | / link floor | / first row |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for setting in grid:
         seconds, requests, nbytes = best[setting]
         floor = f"{seconds / (nbytes / rate):.2f}x" if rate else "-"
         print(
-            f"| {setting[0]} | {setting[1]} | {seconds:.2f} | {requests} | {nbytes / MB:.1f} | {floor} |"
+            f"| {setting[0]} | {setting[1]} | {setting[2]} | {seconds:.2f} | {requests} | {nbytes / MB:.1f} | {floor} |"
             f" {seconds / first:.2f}x |"
         )
 

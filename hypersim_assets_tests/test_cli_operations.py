@@ -212,7 +212,7 @@ def test_signal_stops_the_run_within_seconds_and_leaves_it_resumable(mirror, tmp
         assert code == 128 + signum, output
         assert f"{signal.Signals(signum).name} received" in output
         if situation == "retry-wait":
-            assert "raw_scene: " in output and "503" in output  # the retry's cause, not only that it waits
+            assert "scene_step: " in output and "503" in output  # the retry's cause, not only that it waits
         (run,) = _scene_runs(instance)
         assert run.status == dg.DagsterRunStatus.CANCELED
         assert _held(instance) == 0

@@ -208,7 +208,8 @@ def test_changed_converter_code_marks_converted_scenes_stale(pipeline):
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContextForTest
 
-    from hypersim_assets.defs.assets.raw import hypersim_metadata, raw_scene
+    from hypersim_assets.defs.assets.conversion import converted_scene_spec
+    from hypersim_assets.defs.assets.raw import hypersim_metadata, raw_scene_spec
     from hypersim_assets.defs.partitions import scene_partitions
 
     instance = pipeline["instance"]
@@ -223,9 +224,16 @@ def test_changed_converter_code_marks_converted_scenes_stale(pipeline):
 
     assert status(defs) == StaleStatus.FRESH
 
-    @dg.asset(key=key, deps=[raw_scene], partitions_def=scene_partitions, code_version=CONVERTER_VERSION + "-changed")
-    def changed() -> None:
-        """The conversion asset as it would be with other converter code."""
+    @dg.multi_asset(
+        specs=[
+            raw_scene_spec(),
+            converted_scene_spec().replace_attributes(code_version=CONVERTER_VERSION + "-changed"),
+        ],
+        partitions_def=scene_partitions,
+        can_subset=True,
+    )
+    def changed():  # no return annotation: Dagster would read it as the outputs' types
+        """The scene step as it would be with other converter code."""
 
-    changed_defs = dg.Definitions(assets=[hypersim_metadata, raw_scene, changed], resources=defs.resources)
+    changed_defs = dg.Definitions(assets=[hypersim_metadata, changed], resources=defs.resources)
     assert status(changed_defs) == StaleStatus.STALE

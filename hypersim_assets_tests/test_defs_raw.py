@@ -81,7 +81,7 @@ def test_raw_scene_fetches_selected_members_then_skips(mirror, tmp_path):
             "hypersim_scene_job", config, instance, partition_key=scene, asset_selection=[dg.AssetKey("raw_scene")]
         )
         assert result.success
-        meta = result.asset_materializations_for_node("raw_scene")[0].metadata
+        meta = result.asset_materializations_for_node("scene_step")[0].metadata
         with zipfile.ZipFile(mirror / "scenes" / f"{scene}.zip") as zf:
             wanted = MemberSelection().select(scene, zf.namelist())
             for name in wanted:
@@ -98,7 +98,7 @@ def test_raw_scene_fetches_selected_members_then_skips(mirror, tmp_path):
             "hypersim_scene_job", config, instance, partition_key=scene, asset_selection=[dg.AssetKey("raw_scene")]
         )
         assert again.success
-        meta2 = again.asset_materializations_for_node("raw_scene")[0].metadata
+        meta2 = again.asset_materializations_for_node("scene_step")[0].metadata
         assert meta2["members_skipped"].value == len(wanted) and meta2["members_fetched"].value == 0
         # Only the central directory was read again, no member.
         assert len([r for r in server.requests if r.method == "GET"]) == 1

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hypersim_assets.common.layout import MemberSelection, frame_member, frame_output_paths, split_dir_name
+from hypersim_assets.common.layout import (
+    MemberSelection,
+    frame_member,
+    frame_output_paths,
+    member_frame,
+    split_dir_name,
+)
 
 SCENE = "ai_001_002"
 
@@ -70,3 +76,12 @@ def test_reference_output_paths_and_split_names():
     assert len(paths) == 9
     with pytest.raises(ValueError):
         split_dir_name("validation")
+
+
+def test_member_frame_names_per_frame_members_and_not_scene_wide_ones():
+    assert member_frame(SCENE, frame_member(SCENE, "cam_01", 12, "geometry", "depth_meters")) == ("cam_01", 12)
+    assert member_frame(SCENE, f"{SCENE}/images/scene_cam_00_final_preview/frame.0003.color.jpg") == ("cam_00", 3)
+    assert member_frame(SCENE, f"{SCENE}/_detail/cam_00/camera_keyframe_positions.hdf5") is None
+    assert member_frame(SCENE, f"{SCENE}/_detail/mesh/mesh_objects_si.hdf5") is None
+    other = "ai_009_009"
+    assert member_frame(SCENE, frame_member(other, "cam_00", 0, "final", "color")) is None

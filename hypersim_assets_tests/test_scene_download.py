@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersim_assets.common.layout import MemberSelection
+from hypersim_assets.common.layout import MemberSelection, member_frame
 from hypersim_assets.download.errors import ChecksumMismatch, DiskFull, MemberCorrupt, RangeNotSupported, SceneNotFound
 from hypersim_assets.download.file_fetch import fetch_file
 from hypersim_assets.download.http_client import RetryConfig
@@ -485,3 +485,40 @@ def test_rerun_reverifies_crc_and_refetches_a_zeroed_member(server: MirrorServer
     assert verify_scene_members(tmp_path, SCENE, "crc") == []
     (tmp_path / victim).unlink()
     assert verify_scene_members(tmp_path, SCENE, "size") == [f"{victim}: missing (FileNotFoundError)"]
+
+
+def test_members_are_reported_ready_scene_wide_first_then_frame_by_frame(tmp_path: Path) -> None:
+    members = scene_members(frames=4, cameras=2)
+
+    def worst_first(name: str) -> tuple[int, int]:
+        frame = member_frame(SCENE, name)
+        return (1, 0) if frame is None else (0, -frame[1])
+
+    # The archive holds the last frame first and the _detail files last: archive order would make
+    # every frame wait for the whole download.
+    mirror = write_mirror(
+        tmp_path / "mirror", {SCENE: dict(sorted(members.items(), key=lambda kv: worst_first(kv[0])))}
+    )
+    selected = sorted(CONVERSION.select(SCENE, members))
+    ready: list[str] = []
+    with MirrorServer(mirror) as srv:
+        # One connection, so requests (and reports) follow the fetch order exactly.
+        fetch_scene_members(zip_url(srv), SCENE, tmp_path / "raw", CONVERSION, workers=1, on_member_ready=ready.append)
+        assert sorted(ready) == selected  # each selected member once
+        frames = [member_frame(SCENE, m) for m in ready]
+        first = next(i for i, f in enumerate(frames) if f is not None)
+        assert all(f is None for f in frames[:first]) and None not in frames[first:]
+        ids = [f[1] for f in frames[first:]]  # type: ignore[index]
+        assert ids == sorted(ids)
+
+        # A re-run finds every member verified on disk and reports each, in this thread, before any request.
+        again: list[tuple[str, str]] = []
+        fetch_scene_members(
+            zip_url(srv),
+            SCENE,
+            tmp_path / "raw",
+            CONVERSION,
+            on_member_ready=lambda m: again.append((m, threading.current_thread().name)),
+        )
+    assert sorted(m for m, _ in again) == selected
+    assert {t for _, t in again} == {threading.current_thread().name}

@@ -207,7 +207,7 @@ def test_planted_faults_ui_schedule_and_index_agree(tmp_path):
         gone = index[index["scene"] == scene_gone]
         included = gone[gone["included_in_public_release"]]
         assert (included["status"] == "failed").all()
-        assert included["reason"].str.contains("raw_scene").all() and included["reason"].str.contains("run ").all()
+        assert included["reason"].str.contains("scene_step").all() and included["reason"].str.contains("run ").all()
         assert pd.api.types.is_integer_dtype(index["nan_pixels"]) and pd.api.types.is_bool_dtype(
             index["rotation_valid"]
         )

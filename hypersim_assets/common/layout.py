@@ -59,6 +59,17 @@ def frame_member(scene: str, camera: str, frame_id: int, group: str, kind: str) 
     return f"{scene}/images/scene_{camera}_{group}_hdf5/frame.{frame_id:04d}.{kind}.hdf5"
 
 
+_FRAME_MEMBER_RE = re.compile(r"^images/scene_(cam_\d{2})_[a-z0-9_]+/frame\.(\d{4})\.", re.ASCII)
+
+
+def member_frame(scene: str, member: str) -> tuple[str, int] | None:
+    """(camera, frame_id) of a per-frame member of ``scene`` (any image group, HDF5 or preview),
+    or None for a scene-wide one (``_detail`` files, which every frame of a trajectory may read)."""
+    prefix = scene + "/"
+    match = _FRAME_MEMBER_RE.match(member[len(prefix) :]) if member.startswith(prefix) else None
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 def scene_metadata_member(scene: str) -> str:
     """The scene's ``metadata_scene.csv`` (holds ``meters_per_asset_unit``)."""
     return f"{scene}/_detail/metadata_scene.csv"

@@ -67,13 +67,18 @@ def _path(scene_dir: Path, scene: str, member: str) -> Path:
     return Path(scene_dir) / member[len(prefix) :]
 
 
-def input_files(scene_dir: Path, scene: str, camera: str, frame_id: int) -> list[Path]:
-    """Every file one frame's conversion reads (absolute paths)."""
+def input_members(scene: str, camera: str, frame_id: int) -> list[str]:
+    """Every zip member one frame's conversion reads (the readers below read exactly these)."""
     members = [layout.frame_member(scene, camera, frame_id, g, k) for g, k in layout.CONVERTED_FRAME_KINDS]
     members += [layout.scene_metadata_member(scene)]
     members += [layout.camera_keyframe_member(scene, camera, w) for w in ("positions", "orientations")]
     members += [layout.bounding_box_member(scene, k) for k in layout.BOUNDING_BOX_KINDS]
-    return [_path(scene_dir, scene, m) for m in members]
+    return members
+
+
+def input_files(scene_dir: Path, scene: str, camera: str, frame_id: int) -> list[Path]:
+    """Every file one frame's conversion reads (absolute paths): :func:`input_members` below ``scene_dir``."""
+    return [_path(scene_dir, scene, m) for m in input_members(scene, camera, frame_id)]
 
 
 def _read_dataset(path: Path, scene: str, camera: str, frame_id: int, row: int | None = None) -> np.ndarray:

@@ -24,8 +24,8 @@ from hypersim_assets.catalog.index_checks import (
 from hypersim_assets.catalog.scene_facts import Completeness, completeness, summarize_scene_facts
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED, STATUS_FAILED, STATUS_INPUT_MISSING, facts_path
 from hypersim_assets.defs.assets.catalog import frame_index, subsample_views
-from hypersim_assets.defs.assets.conversion import converted_scene
-from hypersim_assets.defs.assets.raw import hypersim_metadata, raw_scene
+from hypersim_assets.defs.assets.conversion import CONVERTED_SCENE_KEY
+from hypersim_assets.defs.assets.raw import RAW_SCENE_KEY, hypersim_metadata
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.resources import CatalogResource, DownloadResource, HypersimResource
 from hypersim_assets.download.manifest import MANIFEST_NAME, verify_scene_members
@@ -86,7 +86,7 @@ def members_on_disk(raw_root: Path, scene: str, mode: str = "crc") -> tuple[bool
 
 
 @dg.asset_check(
-    asset=raw_scene,
+    asset=RAW_SCENE_KEY,
     partitions_def=scene_partitions,
     blocking=True,
     description="Every member recorded in the scene's download manifest is on disk with the size and CRC-32 the "
@@ -95,7 +95,24 @@ def members_on_disk(raw_root: Path, scene: str, mode: str = "crc") -> tuple[bool
 def members_verified(
     context: dg.AssetCheckExecutionContext, hypersim: HypersimResource, download: DownloadResource
 ) -> dg.AssetCheckResult:
+    """Every manifest member on disk with its recorded size and CRC-32.
+
+    When the scene step materialises ``raw_scene`` and ``converted_scene`` together, this check
+    runs after the step, so it cannot gate the conversion; the gate holds inside the step: a
+    member is CRC-verified before the conversion hears of it, and a frame is converted only once
+    every member it reads was. For the same reason, with ``delete_raw_after_conversion`` the raw
+    files may be gone by the time it runs: a scene whose raw folder is gone and whose facts exist
+    (it was converted) passes, saying so.
+    """
     scene = context.partition_key
+    raw_gone = not (hypersim.raw_root() / scene).exists()
+    if download.delete_raw_after_conversion and raw_gone and facts_path(hypersim.root(), scene).is_file():
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="raw files deleted after a successful conversion (delete_raw_after_conversion)",
+            metadata={"scene": scene, "members": 0, "details": _json({"deleted_after_conversion": True})},
+        )
     passed, details = members_on_disk(hypersim.raw_root(), scene, download.verify)
     return dg.AssetCheckResult(
         passed=passed,
@@ -117,7 +134,7 @@ def _scene_state(hypersim: HypersimResource, scene: str) -> tuple[list[dict], li
 
 
 @dg.asset_check(
-    asset=converted_scene,
+    asset=CONVERTED_SCENE_KEY,
     partitions_def=scene_partitions,
     blocking=False,
     description="The completeness rule, from the scene's facts on disk: fails with ERROR when frames failed on bad "
@@ -159,7 +176,7 @@ def frames_converted(context: dg.AssetCheckExecutionContext, hypersim: HypersimR
 
 
 @dg.asset_check(
-    asset=converted_scene,
+    asset=CONVERTED_SCENE_KEY,
     partitions_def=scene_partitions,
     blocking=True,
     description="Every frame the scene's facts record as converted has all of its output files on disk.",

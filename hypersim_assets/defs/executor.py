@@ -2,10 +2,10 @@
 process, one after the other.
 
 Why not Dagster's default (one subprocess per step): a scene run is a chain
-(``raw_scene`` -> ``members_verified`` -> ``converted_scene`` -> its two checks),
-so steps gain nothing from running side by side, and each step subprocess
-re-imports Dagster and this package (seconds per step on a small machine, five
-steps per scene). The parallel work happens inside the steps: member fetches in
+(``scene_step``, which downloads and converts, -> the checks of ``raw_scene`` and
+``converted_scene``), so steps gain nothing from running side by side, and each step
+subprocess re-imports Dagster and this package (seconds per step on a small machine,
+four steps per scene). The parallel work happens inside the steps: member fetches in
 threads, frame conversion in a process pool or on Dask. Pools
 (``hypersim_download``) and retry policies apply in the run process as well.
 """

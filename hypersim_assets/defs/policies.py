@@ -10,7 +10,8 @@ import dagster as dg
 
 from hypersim_assets.common.errors import is_permanent
 
-# Scene downloads share this pool; its limit lives in the instance (dagster.yaml).
+# Scene steps (download and conversion of one scene) share this pool, so its limit (in the
+# instance, dagster.yaml) bounds the scenes downloading and converting at once.
 DOWNLOAD_POOL = "hypersim_download"
 
 # Transient faults (a dropped CDN connection that outlived the HTTP-level

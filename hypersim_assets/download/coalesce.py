@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from hypersim_assets.common.layout import member_frame
 from hypersim_assets.download.files import disk_full_or_none, unlink
 from hypersim_assets.download.member_fetch import (
     LOCAL_EXTRA_GUESS,
@@ -61,6 +62,32 @@ def plan_runs(
             runs.append([member])
         end = span_end - LOCAL_EXTRA_GUESS
     return runs
+
+
+FETCH_ORDERS = ("frames", "archive")
+
+
+def order_runs(runs: list[list[ZipMember]], scene: str, order: str = "frames") -> list[list[ZipMember]]:
+    """``runs`` in the order to start their requests.
+
+    ``"frames"``: runs holding a scene-wide member (``_detail`` files every frame reads) first,
+    then by the lowest (frame index, camera) they hold, so a frame's members all arrive early
+    and its conversion can start while later frames are still coming; ties keep archive order.
+    ``"archive"``: as planned (archive order), the order before frames could be converted during
+    the download (kept for ``benchmarks/bench_download.py``).
+    """
+    if order not in FETCH_ORDERS:
+        raise ValueError(f"fetch order must be one of {FETCH_ORDERS}, not {order!r}")
+    if order == "archive":
+        return list(runs)
+
+    def key(run: list[ZipMember]) -> tuple[int, str]:
+        frames = [member_frame(scene, m.name) for m in run]
+        if any(f is None for f in frames):
+            return (-1, "")
+        return min((fid, cam) for cam, fid in frames)  # type: ignore[misc]
+
+    return sorted(runs, key=key)
 
 
 class _MemberFailed(Exception):

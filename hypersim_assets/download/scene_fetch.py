@@ -8,6 +8,10 @@ byte, then :class:`MemberCorrupt`; an archive whose ETag changes mid-scene is st
 did not change); a full disk raises :class:`DiskFull` and removes that member's partial
 files. A second process fetching the same scene waits for the lock (up to
 ``lock_timeout_s``, default 6 h, then :class:`SceneLocked`) and then finds the work done.
+
+Requests start scene-wide members first, then frame by frame (:func:`~.coalesce.order_runs`),
+and ``on_member_ready`` hears of each member as soon as it is verified, so a caller can
+convert a frame while later frames are still arriving.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypersim_assets.common.layout import MemberSelection
-from hypersim_assets.download.coalesce import DEFAULT_GAP_BYTES, fetch_run, plan_runs
+from hypersim_assets.download.coalesce import DEFAULT_GAP_BYTES, fetch_run, order_runs, plan_runs
 from hypersim_assets.download.errors import RemoteChanged, SceneNotFound, SourceNotFound
 from hypersim_assets.download.http_client import HttpClient, RetryConfig, TransferStats
 from hypersim_assets.download.local_sources import copy_unpacked
@@ -49,6 +53,8 @@ from hypersim_assets.download.source import HypersimSource, Location
 
 MAX_RESTARTS = 2  # fresh central-directory reads after the archive changed mid-scene
 
+MemberReady = Callable[[str], None]
+
 
 def _open_reader(location: Location, scene: str, client: HttpClient) -> ByteRangeReader:
     try:
@@ -68,6 +74,7 @@ def _run_members(
     total: int,
     bytes_so_far: Callable[[], int],
     cancel: Callable[[], None],
+    on_member_ready: MemberReady | None = None,
 ) -> None:
     """Fetch ``todo`` (runs of members, see :func:`plan_runs`) on a thread pool, one request per run;
     on the first error stop starting new runs and raise it.
@@ -86,6 +93,8 @@ def _run_members(
             run.fetched += 1
             done += 1
             n = done
+        if on_member_ready is not None:
+            on_member_ready(member.name)
         if progress is not None:
             progress(FetchProgress(run.scene, member.name, n, total, bytes_so_far()))
 
@@ -104,7 +113,7 @@ def _run_members(
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"fetch-{run.scene}")
     try:
-        # Archive order: measured faster than largest-run-first (benchmarks/bench_download.py).
+        # In the order given (order_runs); archive order was measured faster than largest-run-first.
         futures = [pool.submit(task, members) for members in todo]
         for future in futures:
             future.result()
@@ -132,6 +141,8 @@ def fetch_scene_members(
     lock_timeout_s: float | None = 6 * 3600.0,
     on_retry: Callable[[str, BaseException, int], None] | None = None,
     coalesce_gap_bytes: int = DEFAULT_GAP_BYTES,
+    on_member_ready: MemberReady | None = None,
+    fetch_order: str = "frames",
 ) -> FetchReport:
     """Fetch the members of ``scene`` that ``selection`` picks into ``raw_root/<member name>``.
 
@@ -143,6 +154,16 @@ def fetch_scene_members(
     process fetching the same scene. Members that lie at most ``coalesce_gap_bytes`` apart in
     the zip share one ranged request (see :mod:`~hypersim_assets.download.coalesce`; a negative
     value: one request per member); members with a ``.part`` file to continue get their own.
+    Requests start in ``fetch_order`` (:func:`~hypersim_assets.download.coalesce.order_runs`).
+
+    ``on_member_ready(member_name)`` (a full zip member name) is called once per selected
+    member as soon as it is verified and in place: for members a previous run left complete,
+    in the calling thread before any request; for fetched ones, in the fetching thread that
+    verified it, so several threads may call it at once (it must be thread-safe and quick;
+    an exception from it fails the scene like a fetch error). After a restart on a changed
+    archive, members already reported may be reported again (and a kept member's bytes did
+    not change). Not called for an unpacked local source (``zip_location`` a folder): every
+    member is in place when this returns.
     """
     check_scene_name(scene)
     check_crc = parse_verify_mode(verify) == "crc"
@@ -187,8 +208,14 @@ def fetch_scene_members(
                         if (sidecar.exists() or part.exists()) and resume_point(run, m, part, sidecar) is not None:
                             partial.add(m.name)
                     todo = [m for m in members if not member_complete(run, m, check_crc)]
+                    if on_member_ready is not None:
+                        waiting = {m.name for m in todo}
+                        for m in members:
+                            if m.name not in waiting:
+                                on_member_ready(m.name)
                     runs = [[m] for m in todo if m.name in partial]
                     runs += plan_runs([m for m in todo if m.name not in partial], gap)
+                    runs = order_runs(runs, scene, fetch_order)
                     fetched_before = report.members_fetched  # in earlier rounds of this call: fetched, not skipped
                     report.members_selected = len(members)
                     report.bytes_selected = sum(m.compressed_size for m in members)
@@ -203,6 +230,7 @@ def fetch_scene_members(
                         len(members),
                         transferred,
                         client.cancel,
+                        on_member_ready,
                     )
                 except RemoteChanged:
                     if restart == MAX_RESTARTS:

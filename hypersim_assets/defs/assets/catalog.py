@@ -12,7 +12,7 @@ from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, w
 from hypersim_assets.catalog.provenance import append_creation_meta
 from hypersim_assets.catalog.scene_facts import load_scene_facts
 from hypersim_assets.catalog.subsample_views import write_views
-from hypersim_assets.defs.assets.conversion import converted_scene
+from hypersim_assets.defs.assets.conversion import CONVERTED_SCENE_KEY
 from hypersim_assets.defs.assets.raw import hypersim_metadata
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.policies import failures_of
@@ -33,7 +33,7 @@ INDEX_AUTOMATION = (
 
 @dg.asset(
     group_name=GROUP,
-    deps=[hypersim_metadata, converted_scene],
+    deps=[hypersim_metadata, CONVERTED_SCENE_KEY],
     kinds={"parquet"},
     automation_condition=INDEX_AUTOMATION,
 )

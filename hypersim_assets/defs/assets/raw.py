@@ -1,20 +1,21 @@
-"""Raw data assets: the three metadata CSVs (which define the scene partitions)
-and the per-scene selective download of the zip members a conversion reads."""
+"""Raw data: the three metadata CSVs (which define the scene partitions), and the
+``raw_scene`` spec with its download (materialised by the scene step in ``scene.py``)."""
 
 import time
+from pathlib import Path
 
 import dagster as dg
 
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.common.layout import METADATA_FILES
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME, scene_partitions
-from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY, failures_of
+from hypersim_assets.defs.policies import TRANSIENT_RETRY, failures_of
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
 from hypersim_assets.download.file_fetch import fetch_file
 from hypersim_assets.download.http_client import RetryConfig
 from hypersim_assets.download.manifest import manifest_fingerprint
 from hypersim_assets.download.report import FetchProgress
-from hypersim_assets.download.scene_fetch import fetch_scene
+from hypersim_assets.download.scene_fetch import MemberReady, fetch_scene
 
 GROUP = "hypersim_raw"
 
@@ -70,27 +71,45 @@ def hypersim_metadata(context: dg.AssetExecutionContext, hypersim: HypersimResou
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=scene_partitions,
-    deps=[hypersim_metadata],
-    kinds={"zip"},
-    pool=DOWNLOAD_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
-def raw_scene(
-    context: dg.AssetExecutionContext, hypersim: HypersimResource, download: DownloadResource
-) -> dg.MaterializeResult:
-    """The members of one scene's zip that a conversion reads, fetched by HTTP Range, resumed, and verified by size and CRC-32."""
-    scene = context.partition_key
-    source = hypersim.parsed_source()
-    raw_root = hypersim.raw_root()
+RAW_SCENE_KEY = dg.AssetKey("raw_scene")
+
+
+def raw_scene_spec() -> dg.AssetSpec:
+    """``raw_scene``, materialised by the scene step (``scene.py``). A function, not a module-level
+    spec: the defs loader would take a module-level spec for a second definition of the key."""
+    return dg.AssetSpec(
+        RAW_SCENE_KEY,
+        group_name=GROUP,
+        partitions_def=scene_partitions,
+        deps=[hypersim_metadata],
+        kinds={"zip"},
+        description="The members of one scene's zip that a conversion reads, fetched by HTTP Range, resumed, and "
+        "verified by size and CRC-32.",
+    )
+
+
+def check_public_scene(scene: str, raw_root: Path) -> None:
+    """A permanent failure unless ``scene`` has a frame in the public release of the metadata."""
     with failures_of(f"scene {scene}"):
         tables = md.read_metadata(raw_root)
     if scene not in set(md.public_scenes(tables.splits)):
         raise dg.Failure(
             f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False
         )
+
+
+def download_scene(
+    context: dg.AssetExecutionContext,
+    hypersim: HypersimResource,
+    download: DownloadResource,
+    on_member_ready: MemberReady | None = None,
+) -> dg.MaterializeResult:
+    """Fetch the partition's scene (telling ``on_member_ready`` of each verified member, see
+    :func:`~hypersim_assets.download.scene_fetch.fetch_scene_members`) and report ``raw_scene``."""
+    scene = context.partition_key
+    source = hypersim.parsed_source()
+    raw_root = hypersim.raw_root()
+    check_public_scene(scene, raw_root)
     location = source.unpacked_scene_dir(scene) or source.scene_zip(scene)
     retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
 
@@ -109,6 +128,7 @@ def raw_scene(
             retry=retry,
             progress=progress,
             verify=download.verify,
+            on_member_ready=on_member_ready,
         )
     saving = 1.0 - report.bytes_selected / report.zip_bytes if report.zip_bytes else 0.0
     context.log.info(
@@ -116,6 +136,7 @@ def raw_scene(
         f"{report.bytes_fetched} bytes of a {report.zip_bytes}-byte zip"
     )
     return dg.MaterializeResult(
+        asset_key=RAW_SCENE_KEY,
         metadata={
             "source": str(location),
             "members_selected": report.members_selected,

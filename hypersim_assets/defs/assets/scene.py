@@ -1,0 +1,57 @@
+"""The scene step: one op that materialises ``raw_scene`` and ``converted_scene`` of a scene
+partition, converting each frame as soon as its members are verified while later members
+are still arriving (download and conversion overlap), or either asset alone."""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from hypersim_assets.defs.assets.conversion import (
+    CONVERTED_SCENE_KEY,
+    converted_result,
+    converted_scene_spec,
+    open_conversion,
+    plan_scene,
+)
+from hypersim_assets.defs.assets.raw import RAW_SCENE_KEY, check_public_scene, download_scene, raw_scene_spec
+from hypersim_assets.defs.dask_resource import DaskResource
+from hypersim_assets.defs.partitions import scene_partitions
+from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
+from hypersim_assets.defs.resources import ConversionResource, DownloadResource, HypersimResource
+
+
+@dg.multi_asset(
+    name="scene_step",
+    specs=[raw_scene_spec(), converted_scene_spec()],
+    partitions_def=scene_partitions,
+    can_subset=True,
+    pool=DOWNLOAD_POOL,
+    retry_policy=TRANSIENT_RETRY,
+)
+def scene_step(
+    context: dg.AssetExecutionContext,
+    hypersim: HypersimResource,
+    download: DownloadResource,
+    conversion: ConversionResource,
+    dask: DaskResource,
+) -> Iterator[dg.MaterializeResult]:
+    """Download one scene's members and convert its frames, overlapping the two when both are selected."""
+    selected = context.selected_asset_keys
+    scene = context.partition_key
+    if CONVERTED_SCENE_KEY not in selected:
+        yield download_scene(context, hypersim, download)
+        return
+    if RAW_SCENE_KEY in selected:
+        check_public_scene(scene, hypersim.raw_root())
+    plan = plan_scene(scene, hypersim)
+    with open_conversion(context, plan, hypersim, conversion, dask) as stream:
+        download_end = None
+        if RAW_SCENE_KEY in selected:
+            # Every member is CRC-verified before member_ready hears of it, so a frame is only
+            # converted from verified inputs: the members_verified gate holds inside this step.
+            yield download_scene(context, hypersim, download, on_member_ready=stream.member_ready)
+            download_end = time.monotonic()
+        facts = stream.finish()
+        finished = time.monotonic()
+    yield converted_result(context, plan, facts, stream, finished, hypersim, download, download_end)
