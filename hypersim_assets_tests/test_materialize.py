@@ -90,5 +90,5 @@ def test_a_failed_last_scene_under_keep_going_still_gets_an_index_that_shows_it(
     rows = index[index["scene"] == last]
     assert len(rows) > 0 and (rows["status"] != "converted").all()
     # Its included frames name the failed step and run (excluded ones keep the metadata's reason).
-    failed = rows[rows["reason"].str.contains(f"raw_scene: scene {last}")]
+    failed = rows[rows["reason"].str.contains(f"scene_step: scene {last}")]
     assert len(failed) > 0 and failed["reason"].str.contains(summary.run_ids[2]).all(), rows["reason"].tolist()

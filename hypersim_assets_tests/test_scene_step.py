@@ -6,8 +6,11 @@ completes."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import dagster as dg
@@ -174,3 +177,61 @@ def test_a_zip_gone_mid_download_fails_naming_the_scene_and_a_rerun_completes(mi
         assert _run(instance, "hypersim_scene_job", _config(server.url, clean), scene).success
     got, want = _outputs(data), _outputs(clean)
     assert got.keys() == want.keys() and [k for k in got if got[k] != want[k]] == []
+
+
+def _swap_members(src: Path, dst: Path, a: str, b: str) -> None:
+    """Write ``src`` to ``dst`` with the contents of members ``a`` and ``b`` exchanged (each keeps its
+    name and compression): the same listing, other bytes behind two names."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        data = {info.filename: zin.read(info) for info in zin.infolist()}
+        data[a], data[b] = data[b], data[a]
+        for info in zin.infolist():
+            zout.writestr(info, data[info.filename])
+
+
+def test_an_archive_replaced_mid_download_converts_every_frame_from_the_final_bytes(mirror, tmp_path):
+    """The zip is replaced after the first frame was converted: the download starts over, and the
+    frame converted from the old bytes is converted again, so the outputs equal a clean run's."""
+    root, summary = mirror
+    scene = summary.scenes[0]
+    served, changed_root = tmp_path / "served", tmp_path / "changed"
+    shutil.copytree(root, served)
+    shutil.copytree(root, changed_root)
+    zip_file = served / "scenes" / f"{scene}.zip"
+    with zipfile.ZipFile(zip_file) as zf:
+        colors = sorted(n for n in zf.namelist() if n.endswith(".color.hdf5"))
+    # The first frame's colour is fetched (and converted) first, the last one's last.
+    _swap_members(zip_file, changed_root / "scenes" / f"{scene}.zip", colors[0], colors[-1])
+    replacement = zip_file.with_name("replacement.zip")
+    shutil.copyfile(changed_root / "scenes" / f"{scene}.zip", replacement)
+    data, clean = tmp_path / "data", tmp_path / "clean"
+    markers = data / "dataset" / STATE_DIR / scene
+    link_mbps = zip_file.stat().st_size * 8 / 1e6 / 8.0  # about 8 s for the whole zip
+    swapped_after: list[int] = []
+
+    def replace_after_first_frame() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(markers.rglob("*.json")):
+            time.sleep(0.01)
+        swapped_after.append(len(list(markers.rglob("*.json"))))
+        os.replace(replacement, zip_file)
+
+    with dg.instance_for_test() as instance:
+        with MirrorServer(served, rtt_ms=20, link_mbps=link_mbps) as server:
+            _metadata(instance, server.url, data)
+            replacer = threading.Thread(target=replace_after_first_frame)
+            replacer.start()
+            try:
+                result = _run(instance, "hypersim_scene_job", _config(server.url, data), scene)
+            finally:
+                replacer.join()
+        assert result.success
+        raw = next(m for m in result.asset_materializations_for_node("scene_step") if m.asset_key == RAW).metadata
+        assert raw["restarts_after_remote_change"].value >= 1
+        assert 0 < swapped_after[0] < len(colors)  # the swap came while frames were still converting
+        with MirrorServer(changed_root) as server:
+            _metadata(instance, server.url, clean)
+            assert _run(instance, "hypersim_scene_job", _config(server.url, clean), scene).success
+    got, want = _outputs(data), _outputs(clean)
+    assert got.keys() == want.keys() and [k for k in got if got[k] != want[k]] == []
+    assert _facts(data, scene) == _facts(clean, scene)

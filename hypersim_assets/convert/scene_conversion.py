@@ -247,6 +247,20 @@ class SceneConversion:
             self.preview = self._collect_preview(results)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]
 
+    def recheck(self, results: list[FrameFacts]) -> list[FrameFacts]:
+        """Run every frame once more after a download that started over (the archive changed
+        mid-scene): a frame converted from a member that was fetched again has a done-marker whose
+        input sizes and times no longer match, so it is converted again; the others are skipped
+        and keep their first facts. Returns the facts in the frames' order."""
+        settings_of = [task[-1] for task in self._tasks]
+        if not all(s.skip_existing for s in settings_of):
+            return results  # forced conversion: every frame was converted from the final files anyway
+        if self._pool is None:
+            again = [_convert_one(task) for task in self._tasks]
+        else:
+            again = list(self._pool.map(_convert_one, self._tasks))
+        return [old if new.skipped else new for old, new in zip(results, again, strict=True)]
+
     def _collect_preview(self, results: list[FrameFacts]) -> str:
         first = next((i for i, f in enumerate(results) if f.status == STATUS_CONVERTED), None)
         if first is None:

@@ -47,11 +47,17 @@ def scene_step(
     plan = plan_scene(scene, hypersim)
     with open_conversion(context, plan, hypersim, conversion, dask) as stream:
         download_end = None
+        restarted = False
         if RAW_SCENE_KEY in selected:
             # Every member is CRC-verified before member_ready hears of it, so a frame is only
             # converted from verified inputs: the members_verified gate holds inside this step.
-            yield download_scene(context, hypersim, download, on_member_ready=stream.member_ready)
+            raw = download_scene(context, hypersim, download, on_member_ready=stream.member_ready)
+            restarted = bool(raw.metadata and raw.metadata.get("restarts_after_remote_change"))
+            yield raw
             download_end = time.monotonic()
         facts = stream.finish()
+        if restarted:
+            # The archive changed mid-scene: frames converted from a member fetched again are redone.
+            facts = stream.recheck(facts)
         finished = time.monotonic()
     yield converted_result(context, plan, facts, stream, finished, hypersim, download, download_end)
