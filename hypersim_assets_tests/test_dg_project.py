@@ -79,5 +79,9 @@ def test_dg_check_and_list_defs_succeed_on_a_fresh_clone(fresh_clone):
     assert assets == {"hypersim_metadata", "raw_scene", "converted_scene", "frame_index", "subsample_views"}
     checks = {c["key"] for c in listed["asset_checks"]}
     assert {"converted_scene:frames_converted", "raw_scene:members_verified"} <= checks and len(checks) == 8
-    assert {j["name"] for j in listed["jobs"]} == {"hypersim_scene_job", "hypersim_catalog_job"}
+    assert {j["name"] for j in listed["jobs"]} == {
+        "hypersim_scene_job",
+        "hypersim_catalog_job",
+        "hypersim_scene_and_index_job",
+    }
     assert {r["name"] for r in listed["resources"]} == {"hypersim", "download", "conversion", "catalog", "dask"}
