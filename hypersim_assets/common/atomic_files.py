@@ -4,7 +4,7 @@ place. The one atomic-write helper of the project; every whole-file writer goes 
 :func:`atomic_path`.
 
 Temp names are ``.<name>.<pid>.<random>.tmp`` so that a cleaner can tell a live writer's
-temp file from one left by a dead process (``convert.scene_conversion``). Files are created
+temp file from one left by a dead process (:func:`temp_writer_gone`, used by ``convert.scene_conversion``). Files are created
 ``0666 & ~umask`` as ``open()`` would (not ``mkstemp``'s 0600), so group-shared roots work.
 Streamed downloads are different: their ``.part`` files are kept to resume from and are
 renamed only after size and CRC-32 verification (``download.member_fetch``).
@@ -22,10 +22,27 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hypersim_assets.common.file_lock import pid_alive
+
 
 def temp_name(path: Path) -> Path:
     """A fresh temp path beside ``path``: ``.<name>.<pid>.<random>.tmp``."""
     return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The writer's pid in a temp file name made by :func:`temp_name`, else None."""
+    parts = name.split(".")
+    if len(parts) >= 5 and parts[-3].isdigit():
+        return int(parts[-3])
+    return None
+
+
+def temp_writer_gone(name: str) -> bool:
+    """True when the process that wrote temp file ``name`` no longer runs on this host (not this process)."""
+    pid = temp_writer_pid(name)
+    # A name without a pid was written by an older version: its writer is long gone.
+    return pid is None or (pid != os.getpid() and not pid_alive(pid))
 
 
 @contextlib.contextmanager

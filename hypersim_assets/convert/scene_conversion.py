@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hypersim_assets.common.file_lock import exclusive_lock, pid_alive
+from hypersim_assets.common.atomic_files import temp_writer_gone
+from hypersim_assets.common.file_lock import exclusive_lock
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 from hypersim_assets.common.layout import (
     INTRINSICS_MODALITIES,
@@ -71,20 +72,6 @@ def plain_camera_params(camera_params: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in items}
 
 
-def temp_writer_pid(name: str) -> int | None:
-    """The writer's pid in a temp file name ``.<name>.<pid>.<random>.tmp`` (``atomic_files``), else None."""
-    parts = name.split(".")
-    if len(parts) >= 5 and parts[-3].isdigit():
-        return int(parts[-3])
-    return None
-
-
-def _writer_gone(name: str) -> bool:
-    pid = temp_writer_pid(name)
-    # A name without a pid was written by an older version: its writer is long gone.
-    return pid is None or (pid != os.getpid() and not pid_alive(pid))
-
-
 def conversion_lock_path(dataset_root: Path, scene: str) -> Path:
     """The scene's conversion lock file."""
     return Path(dataset_root) / STATE_DIR / scene / LOCK_NAME
@@ -104,7 +91,7 @@ def remove_stale_temp_files(dataset_root: Path, scene: str) -> int:
             continue
         for dirpath, _dirs, names in os.walk(folder):
             for name in names:
-                if name.startswith(".") and name.endswith(".tmp") and _writer_gone(name):
+                if name.startswith(".") and name.endswith(".tmp") and temp_writer_gone(name):
                     try:
                         os.unlink(os.path.join(dirpath, name))
                         removed += 1
