@@ -105,11 +105,11 @@ def download_scene(
     on_member_ready: MemberReady | None = None,
 ) -> dg.MaterializeResult:
     """Fetch the partition's scene (telling ``on_member_ready`` of each verified member, see
-    :func:`~hypersim_assets.download.scene_fetch.fetch_scene_members`) and report ``raw_scene``."""
+    :func:`~hypersim_assets.download.scene_fetch.fetch_scene_members`) and report ``raw_scene``.
+    The caller has checked the scene with :func:`check_public_scene`."""
     scene = context.partition_key
     source = hypersim.parsed_source()
     raw_root = hypersim.raw_root()
-    check_public_scene(scene, raw_root)
     location = source.unpacked_scene_dir(scene) or source.scene_zip(scene)
     retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
 

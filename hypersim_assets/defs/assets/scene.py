@@ -39,11 +39,12 @@ def scene_step(
     """Download one scene's members and convert its frames, overlapping the two when both are selected."""
     selected = context.selected_asset_keys
     scene = context.partition_key
+    if RAW_SCENE_KEY in selected:
+        # Before any pool starts or byte moves: an unknown scene fails at once, permanently.
+        check_public_scene(scene, hypersim.raw_root())
     if CONVERTED_SCENE_KEY not in selected:
         yield download_scene(context, hypersim, download)
         return
-    if RAW_SCENE_KEY in selected:
-        check_public_scene(scene, hypersim.raw_root())
     plan = plan_scene(scene, hypersim)
     with open_conversion(context, plan, hypersim, conversion, dask) as stream:
         download_end = None
