@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,13 +373,15 @@ def convert_frame(
     camera_params: Mapping[str, float],
     dataset_root: Path,
     settings: ConversionSettings = ConversionSettings(),
+    on_converted: Callable[[ConvertedFrame], None] | None = None,
 ) -> FrameFacts:
     """Convert one frame and write its files under ``dataset_root``; returns its facts.
 
     ``split`` is the upstream partition name (``train``/``val``/``test``). Missing input gives
     status ``input_missing``, unreadable or unusable input (:data:`BAD_INPUT_ERRORS`) ``failed``;
     in both cases nothing is written and nothing already there is removed. Every other
-    exception propagates.
+    exception propagates. ``on_converted`` is called with the frame's arrays (as written)
+    after its files and done-marker are in place; not for a skipped or unconverted frame.
     """
     scene_dir, dataset_root = Path(scene_dir), Path(dataset_root)
     frame_id = int(frame_id)
@@ -428,4 +430,6 @@ def convert_frame(
     write_bytes_atomic(
         json.dumps(marker).encode(), marker_path(dataset_root, scene, camera, frame_id), fsync=settings.fsync
     )
+    if on_converted is not None:
+        on_converted(frame)
     return facts
