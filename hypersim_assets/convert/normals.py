@@ -30,7 +30,7 @@ def encode_normals(normal: np.ndarray) -> np.ndarray:
     if normal.dtype == np.float16:
         if _FLOAT16_TABLE is None:
             _FLOAT16_TABLE = _encode(np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32))
-        return _FLOAT16_TABLE[np.ascontiguousarray(normal).view(np.uint16)]
+        return np.take(_FLOAT16_TABLE, np.ascontiguousarray(normal).view(np.uint16))  # faster than [] indexing
     return _encode(normal.astype(np.float32))
 
 
