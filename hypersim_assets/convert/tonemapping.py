@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypersim_assets.convert.float16_tables import FLOAT16_AS_FLOAT32, lookup
+
 GAMMA = 1.0 / 2.2
 PERCENTILE = 90
 BRIGHTNESS_AT_PERCENTILE = 0.8
@@ -21,10 +23,9 @@ EPS = 0.0001
 
 # Every float16 value as float32, and times each brightness weight in float32: a float16
 # image's brightness is then three table look-ups, the very products the formula computes.
-_FLOAT16_AS_FLOAT32 = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
 _WEIGHTS = (np.float32(0.3), np.float32(0.59), np.float32(0.11))
 with np.errstate(invalid="ignore"):  # the table holds every NaN pattern, signalling ones too
-    _WEIGHTED_FLOAT16 = tuple(w * _FLOAT16_AS_FLOAT32 for w in _WEIGHTS)
+    _WEIGHTED_FLOAT16 = tuple(w * FLOAT16_AS_FLOAT32 for w in _WEIGHTS)
 
 
 def brightness(color: np.ndarray) -> np.ndarray:
@@ -96,5 +97,5 @@ def tonemap(color: np.ndarray, render_entity_id: np.ndarray) -> np.ndarray:
         raise ValueError(f"color {color.shape} and render_entity_id {render_entity_id.shape} do not match")
     scale = tonemap_scale(brightness_percentile(color, render_entity_id != -1))
     if color.dtype == np.float16:
-        return np.take(_apply_scale(_FLOAT16_AS_FLOAT32, scale), np.ascontiguousarray(color).view(np.uint16))
+        return lookup(_apply_scale(FLOAT16_AS_FLOAT32, scale), color)
     return _apply_scale(color.astype(np.float32), scale)
