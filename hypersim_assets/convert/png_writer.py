@@ -140,7 +140,8 @@ def _filtered(raw: np.ndarray, bpp: int, filters: tuple[int, ...]) -> np.ndarray
     best = cost.argmin(axis=0)
     out = outs[0]
     for k in range(1, len(outs)):
-        np.copyto(out, outs[k], where=(best == k)[:, None])
+        rows = np.flatnonzero(best == k)
+        out[rows] = outs[k][rows]  # whole rows: faster than a per-byte masked copy
     return out
 
 
