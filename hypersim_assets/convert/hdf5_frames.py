@@ -115,37 +115,43 @@ def _read_whole(ds: h5py.Dataset) -> np.ndarray:
         expected *= -(-size // c)
     if n != expected:  # unallocated chunks hold the fill value: let HDF5 handle that
         return ds[()]
+    infos = _chunk_infos(dsid, n)
+    if any(info.filter_mask != 0 for info in infos):
+        return ds[()]
     grid = tuple(-(-size // c) for size, c in zip(ds.shape, chunks))
     # Inflate each chunk straight into its place in a buffer of whole chunks (edge chunks are
-    # stored whole, so it may be larger than the image); one chunk_iter call lists them all,
-    # a tenth of the cost of asking for each chunk's info.
-    full = np.empty(tuple(g * c for g, c in zip(grid, chunks)), dtype=ds.dtype)
+    # stored whole, so it may be larger than the image). The chunks' bytes are sliced from one
+    # read of the file at the offsets chunk_iter lists: asking HDF5 for each chunk
+    # (read_direct_chunk) costs an index look-up per chunk, about 4 ms of a frame's 640 chunks.
+    with open(ds.file.filename, "rb") as fh:
+        stored = fh.read()
+    dtype = ds.dtype
+    full = np.empty(tuple(g * c for g, c in zip(grid, chunks)), dtype=dtype)
     chunk_bytes = full.itemsize * int(np.prod(chunks))
-    offsets = _chunk_offsets(dsid, n)
-    for offset in offsets:
-        mask, raw = dsid.read_direct_chunk(offset)
-        if mask != 0:
-            return ds[()]
+    for info in infos:
+        offset = tuple(info.chunk_offset)
+        raw = stored[info.byte_offset : info.byte_offset + info.size]  # bytes: inflates faster than a memoryview
         try:
             data = deflate.zlib_decompress(raw, chunk_bytes)  # raises if the output would exceed chunk_bytes
         except deflate.DeflateError as exc:
             raise ValueError(f"chunk at {offset} does not inflate to {chunk_bytes} bytes: {exc}") from exc
         if len(data) != chunk_bytes:
             raise ValueError(f"chunk at {offset} inflates to {len(data)} bytes, expected {chunk_bytes}")
-        full[tuple(slice(o, o + c) for o, c in zip(offset, chunks))] = np.frombuffer(data, ds.dtype).reshape(chunks)
+        full[tuple(slice(o, o + c) for o, c in zip(offset, chunks))] = np.frombuffer(data, dtype).reshape(chunks)
     if full.shape == ds.shape:
         return full
     return np.ascontiguousarray(full[tuple(slice(0, size) for size in ds.shape)])
 
 
-def _chunk_offsets(dsid: h5py.h5d.DatasetID, n: int) -> list[tuple[int, ...]]:
-    """The offsets of a dataset's ``n`` stored chunks (``chunk_iter`` where HDF5 has it)."""
+def _chunk_infos(dsid: h5py.h5d.DatasetID, n: int) -> list:
+    """The ``StoreInfo`` (chunk offset, filter mask, byte offset and size in the file) of a
+    dataset's ``n`` stored chunks (``chunk_iter`` where HDF5 has it)."""
     infos: list = []
     try:
         dsid.chunk_iter(infos.append)
     except (AttributeError, NotImplementedError):  # HDF5 before 1.12.3 / 1.10.10
         infos = [dsid.get_chunk_info(i) for i in range(n)]
-    return [tuple(i.chunk_offset) for i in infos]
+    return infos
 
 
 def _rel(path: Path, scene: str) -> str:

@@ -46,3 +46,9 @@ def instance_image(semantic_u8: np.ndarray, ids_u16: np.ndarray) -> np.ndarray:
 def instance_ids_of_image(instance_rgb: np.ndarray) -> np.ndarray:
     """The uint16 instance ids back from an instance image (G << 8 | B)."""
     return (instance_rgb[:, :, 1].astype(np.uint16) << 8) + instance_rgb[:, :, 2].astype(np.uint16)
+
+
+def values_present(image: np.ndarray) -> np.ndarray:
+    """The distinct values of a uint8 or uint16 image, ascending, as int64: ``np.unique``'s values in
+    one counting pass instead of a sort."""
+    return np.flatnonzero(np.bincount(image.ravel(), minlength=1))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypersim_assets.convert.float16_tables import FLOAT16_AS_FLOAT32, lookup
+
 
 def _encode(values_f32: np.ndarray) -> np.ndarray:
     n = np.nan_to_num(values_f32, nan=-1.0)
@@ -29,8 +31,8 @@ def encode_normals(normal: np.ndarray) -> np.ndarray:
         raise ValueError(f"normals must be (H, W, 3), got {normal.shape}")
     if normal.dtype == np.float16:
         if _FLOAT16_TABLE is None:
-            _FLOAT16_TABLE = _encode(np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32))
-        return _FLOAT16_TABLE[np.ascontiguousarray(normal).view(np.uint16)]
+            _FLOAT16_TABLE = _encode(FLOAT16_AS_FLOAT32)
+        return lookup(_FLOAT16_TABLE, normal)
     return _encode(normal.astype(np.float32))
 
 

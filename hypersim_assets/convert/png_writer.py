@@ -33,10 +33,11 @@ class PngCompression(str, enum.Enum):
 
     Measured on 768x1024 frames, one core, against the reference's OpenCV level-9 files of
     the same pixels (benchmarks/bench_png_profiles.py, bench_conversion.py; 2026-11-29):
-    ``default`` writes a frame's five PNGs in about 140-210 ms (the reference: 4-5 s) at
-    1.08-1.10x the reference's bytes on the synthetic mirror (the real upstream depth frame:
-    0.97-0.99x); ``fast`` takes about 0.45x default's time for 1.27-1.29x the reference's
-    bytes; ``small`` about 4.5x default's time for 1.01-1.02x.
+    ``default`` writes a frame's five PNGs in about 160-220 ms of CPU (the reference: 4-5 s)
+    at 0.98x the reference's bytes on the synthetic scene the time-to-dataset benchmark
+    converts (ai_047_013) and 1.09x on another synthetic scene (ai_027_011; the real
+    upstream depth frame: 0.97-0.99x); ``fast`` takes about 0.45x default's time for
+    1.27-1.29x the reference's bytes; ``small`` about 4.5x default's time for 1.01-1.02x.
     """
 
     FAST = "fast"
@@ -93,6 +94,12 @@ def _zng(filters: tuple[int, ...], level: int) -> PngSettings:
 # libdeflate 10+ close it). libdeflate is faster than zlib-ng at levels 3-6 but larger at
 # equal time for every kind except the fast photo. Real depth prefers Sub alone; the
 # synthetic depth prefers Paeth mixes, which would be larger on the real frame.
+# Label images (re-measured 2026-11-29 on the two synthetic scenes of the docstring): the
+# best filter depends on the labels. On ai_047_013, None alone at zlib-ng 8 encodes the
+# instance image in half the default's time at 0.98x its bytes and the semantic one in
+# 0.92x at 0.95x; on ai_027_011 it is 1.6-2.2x their bytes. No label setting in the grid
+# (nor zlib-ng's filtered or RLE strategy) is faster at no more bytes on both, and none
+# of photo, normal or depth either, so the defaults below stay.
 PROFILES: dict[PngCompression, dict[str, PngSettings]] = {
     PngCompression.FAST: {
         "photo": PngSettings((FILTER_SUB, FILTER_UP), "libdeflate", 3),
@@ -133,7 +140,8 @@ def _filtered(raw: np.ndarray, bpp: int, filters: tuple[int, ...]) -> np.ndarray
     best = cost.argmin(axis=0)
     out = outs[0]
     for k in range(1, len(outs)):
-        np.copyto(out, outs[k], where=(best == k)[:, None])
+        rows = np.flatnonzero(best == k)
+        out[rows] = outs[k][rows]  # whole rows: faster than a per-byte masked copy
     return out
 
 

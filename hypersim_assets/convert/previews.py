@@ -1,13 +1,18 @@
 """Small preview images of a converted frame for the Dagster UI: RGB, depth
 colour-mapped, and semantic labels in a fixed palette, as markdown with inline
-PNGs. Pure functions: numpy arrays in, bytes or text out."""
+PNGs (pure functions: numpy arrays in, bytes or text out); and the two ways a scene's
+conversion gets them without converting a frame twice: from the arrays of a frame being
+converted, or decoded from a done frame's written PNGs."""
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 
+from hypersim_assets.common.layout import frame_output_paths, split_dir_name
+from hypersim_assets.convert.frame_conversion import ConvertedFrame, FrameFacts, convert_frame
 from hypersim_assets.convert.png_writer import encode_png
 
 PREVIEW_MAX_WIDTH = 192  # pixels; keeps the markdown a few tens of KiB
@@ -75,3 +80,45 @@ def frame_preview_markdown(title: str, rgb: np.ndarray, depth_mm: np.ndarray, se
     header = "| " + " | ".join(name for name, _ in cells) + " |"
     images = "| " + " | ".join(f"![{name}]({png_data_uri(img)})" for name, img in cells) + " |"
     return f"**{title}**\n\n{header}\n|---|---|---|\n{images}\n"
+
+
+def frame_title(scene: str, camera: str, frame_id: int) -> str:
+    """The preview's heading: ``<scene> <camera> frame <NNNN>``."""
+    return f"{scene} {camera} frame {int(frame_id):04d}"
+
+
+def convert_with_preview(args: tuple) -> tuple[FrameFacts, str | None]:
+    """``convert_frame(*args)`` and, when the frame is converted now (not skipped, not failed),
+    its markdown preview made from the arrays just written (None otherwise). A preview that
+    cannot be made gives the reason instead, never an exception (a preview must never fail a
+    materialisation)."""
+    title = frame_title(args[1], args[2], args[3])
+    made: list[str] = []
+
+    def preview_of(frame: ConvertedFrame) -> None:
+        try:
+            made.append(frame_preview_markdown(title, frame.rgb, frame.depth_mm, frame.semantic))
+        except Exception as exc:
+            made.append(f"no preview: {type(exc).__name__}: {exc}")
+
+    facts = convert_frame(*args, on_converted=preview_of)
+    return facts, (made[0] if made else None)
+
+
+def preview_from_files(dataset_root: Path, scene: str, camera: str, frame_id: int, split: str) -> str:
+    """Markdown previews of a done frame decoded from its written rgb, depth and semantic PNGs
+    (the pixels its conversion held, so the same markdown); never raises: the reason instead."""
+    from PIL import Image  # only here: converting never decodes a PNG
+
+    rels = frame_output_paths(split_dir_name(split), scene, camera, int(frame_id))
+    try:
+        images = {}
+        for modality in ("rgb", "depth", "semantic_40"):
+            with Image.open(Path(dataset_root) / rels[modality]) as im:
+                images[modality] = np.asarray(im)
+        depth_mm = images["depth"].astype(np.uint16, copy=False)  # Pillow may give 16-bit gray as int32
+        return frame_preview_markdown(
+            frame_title(scene, camera, frame_id), images["rgb"], depth_mm, images["semantic_40"]
+        )
+    except Exception as exc:
+        return f"no preview: {type(exc).__name__}: {exc}"

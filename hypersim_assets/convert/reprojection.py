@@ -98,46 +98,54 @@ def camera_points(ray_columns: np.ndarray, distance_m: np.ndarray) -> np.ndarray
     return ray_columns * d
 
 
+def _pixel_axis(a: np.ndarray, z: np.ndarray, f: float, c: float, size: int) -> np.ndarray:
+    """One pixel coordinate as the reference computes it: ``((a / z) * f + c) * (size - 0.5)``,
+    each step a separate float64 operation, truncated by an int16 cast, clipped into the image."""
+    x = a / z
+    x *= f
+    x += c
+    x *= size - 0.5
+    p = x.astype(np.int16)
+    np.clip(p, 0, size - 1, out=p)
+    return p
+
+
 def project_to_pixels(
     points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``points`` (3, N): pixel (u, v) int16 columns of every point with z != 0, clipped into the image, and those points' indices.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``points`` (3, N): pixel columns u and v (int16, contiguous, clipped into the image) of
+    every point, and the mask of the points with z != 0, the only ones that land anywhere
+    (u and v of the others are meaningless).
 
     As the reference: ``((x / z) * fx + cx) * (width - 0.5)`` (and likewise for y), each
     step a separate float64 operation, truncated toward zero by an int16 cast (which wraps
-    modulo 2**16 for far-off points, the same for every element), then clipped.
+    modulo 2**16 for far-off points, the same for every element), then clipped. Every point
+    is computed, rather than gathering those with z != 0 first: element-wise, the same numbers
+    for those, and three gathers cheaper.
     """
-    z = points[2]
-    valid = z != 0
-    if valid.all():
-        keep = np.arange(points.shape[1])
-        cols = (points[0], points[1], z)
-    else:
-        keep = np.flatnonzero(valid)
-        cols = tuple(np.take(points[c], keep) for c in range(3))
-    uv = np.empty((keep.size, 2), dtype=np.int16)
-    for col, (f, c, size) in enumerate(
-        ((intrinsics["fx"], intrinsics["cx"], width), (intrinsics["fy"], intrinsics["cy"], height))
-    ):
-        x = cols[col] / cols[2]
-        x *= f
-        x += c
-        x *= size - 0.5
-        uv[:, col] = x.astype(np.int16)
-        np.clip(uv[:, col], 0, size - 1, out=uv[:, col])
-    return uv, keep
+    x, y, z = points[0], points[1], points[2]
+    with np.errstate(divide="ignore", invalid="ignore"):  # z == 0: inf or NaN, masked out
+        u = _pixel_axis(x, z, intrinsics["fx"], intrinsics["cx"], width)
+        v = _pixel_axis(y, z, intrinsics["fy"], intrinsics["cy"], height)
+    return u, v, z != 0
+
+
+def _lone_hits(linear: np.ndarray, pixels: int) -> np.ndarray:
+    """Indices (ascending) into ``linear`` (flat pixel indices; ``pixels`` marks an entry that
+    lands nowhere) of the entries alone on their pixel."""
+    counts = np.bincount(linear, minlength=pixels + 1)
+    counts[pixels] = 0
+    return np.flatnonzero(counts[linear] == 1)
 
 
 def unique_hits(uv: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Indices (ascending) into ``uv`` of the points that are the only point landing on their pixel.
+    """Indices (ascending) into ``uv`` ((N, 2) pixel u, v) of the points that are the only point landing on their pixel.
 
     Exactly the points the reference keeps with ``np.unique(axis=0, return_counts=True)``
     and ``counts == 1``: pixels hit by two or more points stay empty, so no tie-breaking is
     involved. A bincount over linear pixel indices finds them in O(n).
     """
-    linear = uv[:, 1].astype(np.int64) * width + uv[:, 0]
-    counts = np.bincount(linear, minlength=height * width)
-    return np.flatnonzero(counts[linear] == 1)
+    return _lone_hits(uv[:, 1].astype(np.intp) * width + uv[:, 0], height * width)
 
 
 @dataclass(frozen=True)
@@ -170,8 +178,13 @@ class Reprojection:
 
 
 def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
-    """The pinhole resampling of a frame whose camera points (3, H*W) are ``points``."""
-    uv, keep = project_to_pixels(points, intrinsics, height, width)
-    hits = unique_hits(uv, height, width)
-    target = uv[hits, 1].astype(np.int64) * width + uv[hits, 0]
-    return Reprojection(source=keep[hits], target=target, height=height, width=width)
+    """The pinhole resampling of a frame whose camera points (3, H*W) are ``points``: the points
+    alone on their pixel (:func:`unique_hits`, on flat pixel indices computed once)."""
+    u, v, lands = project_to_pixels(points, intrinsics, height, width)
+    pixels = height * width
+    linear = v.astype(np.intp)
+    linear *= width
+    linear += u
+    linear[~lands] = pixels
+    hits = _lone_hits(linear, pixels)
+    return Reprojection(source=hits, target=linear[hits], height=height, width=width)

@@ -45,12 +45,11 @@ from hypersim_assets.convert.frame_conversion import (
     STATE_DIR,
     ConversionSettings,
     FrameFacts,
-    convert_arrays,
     convert_frame,
 )
 from hypersim_assets.convert.hdf5_frames import input_members
 from hypersim_assets.convert.parent_watch import exit_with_owner, owner_initializer_args
-from hypersim_assets.convert.previews import frame_preview_markdown
+from hypersim_assets.convert.previews import convert_with_preview, preview_from_files
 
 Progress = Callable[[int, int, FrameFacts], None]
 
@@ -110,18 +109,6 @@ def _warm_up() -> int:
     return os.getpid()
 
 
-def frame_preview(
-    scene_dir: Path, scene: str, camera: str, frame_id: int, camera_params: Mapping[str, Any], tilt_shift: bool
-) -> str:
-    """Markdown previews of one frame, converted again in memory from its raw files; never raises
-    (a preview must never fail a materialisation): the reason instead of a preview."""
-    try:
-        frame = convert_arrays(scene_dir, scene, camera, frame_id, camera_params, tilt_shift)
-    except Exception as exc:
-        return f"no preview: {type(exc).__name__}: {exc}"
-    return frame_preview_markdown(f"{scene} {camera} frame {frame_id:04d}", frame.rgb, frame.depth_mm, frame.semantic)
-
-
 @dataclass
 class ConversionTimes:
     """When things happened in one scene's conversion, in ``time.monotonic()`` seconds of this process."""
@@ -164,8 +151,8 @@ class SceneConversion:
             for m in members:
                 self._waiting.setdefault(m, []).append(i)
         self._want_preview = preview
-        self._preview: cf.Future | None = None
-        self._preview_frame: int | None = None
+        self._preview_frame: int | None = None  # the frame whose worker makes the preview
+        self._preview_markdown: str | None = None  # what that worker made (None: skipped or not converted)
         self.preview = "no converted frame to preview"
 
     def member_ready(self, member: str) -> None:
@@ -188,18 +175,23 @@ class SceneConversion:
         self._submitted.add(i)
         if self.times.first_submitted is None:
             self.times.first_submitted = time.monotonic()
-        future = self._pool.submit(_convert_one, self._tasks[i])
+        future = self._pool.submit(self._task_function(i), self._tasks[i])
         future.add_done_callback(self._note_done)
         self._futures[future] = i
-        if self._want_preview and self._preview is None:
-            # With the first frame, on a worker: the preview is ready by the time the scene is.
-            self._preview = self._submit_preview(i)
 
-    def _submit_preview(self, i: int) -> cf.Future:
-        scene_dir, scene, camera, frame_id, _split, _cls, params, _root, settings = self._tasks[i]
-        self._preview_frame = i
-        args = (scene_dir, scene, camera, frame_id, params, settings.tilt_shift)
-        return self._pool.submit(frame_preview, *args)  # type: ignore[union-attr]
+    def _task_function(self, i: int) -> Callable[[tuple], Any]:
+        """The first frame sent also makes the preview, from its arrays in memory (the worker
+        converting it holds them), so the preview is ready with that frame at no extra cost."""
+        if self._want_preview and self._preview_frame is None:
+            self._preview_frame = i
+            return convert_with_preview
+        return _convert_one
+
+    def _take(self, i: int, value: Any) -> FrameFacts:
+        """The facts of frame ``i`` from its task's return value (noting the preview it made)."""
+        if i == self._preview_frame:
+            value, self._preview_markdown = value
+        return value
 
     def _note_done(self, _future: cf.Future) -> None:
         self.times.last_done = time.monotonic()
@@ -212,12 +204,12 @@ class SceneConversion:
         if self._pool is None:
             self.times.first_submitted = time.monotonic()
             for i, task in enumerate(self._tasks):
-                results[i] = _convert_one(task)
+                results[i] = self._take(i, self._task_function(i)(task))
                 if self._progress:
                     self._progress(i + 1, total, results[i])  # type: ignore[arg-type]
             self.times.last_done = time.monotonic()
             if self._want_preview:
-                self.preview = self._preview_in_process(results)  # type: ignore[arg-type]
+                self.preview = self._collect_preview(results)  # type: ignore[arg-type]
             return results  # type: ignore[return-value]
         with self._lock:
             for i in range(total):
@@ -226,7 +218,7 @@ class SceneConversion:
         done = 0
         for future in cf.as_completed(futures):
             i = futures[future]
-            results[i] = future.result()
+            results[i] = self._take(i, future.result())
             done += 1
             if self._progress:
                 self._progress(done, total, results[i])  # type: ignore[arg-type]
@@ -249,20 +241,18 @@ class SceneConversion:
         return [old if new.skipped else new for old, new in zip(results, again, strict=True)]
 
     def _collect_preview(self, results: list[FrameFacts]) -> str:
-        first = next((i for i, f in enumerate(results) if f.status == STATUS_CONVERTED), None)
-        if first is None:
+        """The preview the first frame sent made; when it made none (it was skipped, done by an
+        earlier run, or not converted), the preview of that frame if done, else of the first
+        converted one, decoded from its written PNGs: no frame is converted twice."""
+        if self._preview_markdown is not None:
+            return self._preview_markdown
+        shown = self._preview_frame
+        if shown is None or results[shown].status != STATUS_CONVERTED:
+            shown = next((i for i, f in enumerate(results) if f.status == STATUS_CONVERTED), None)
+        if shown is None:
             return "no converted frame to preview"
-        if self._preview is None or results[self._preview_frame].status != STATUS_CONVERTED:  # type: ignore[index]
-            with self._lock:
-                self._preview = self._submit_preview(first)  # the first frame sent was not converted
-        return self._preview.result()
-
-    def _preview_in_process(self, results: list[FrameFacts]) -> str:
-        for i, fact in enumerate(results):
-            if fact.status == STATUS_CONVERTED:
-                scene_dir, scene, camera, frame_id, _split, _cls, params, _root, settings = self._tasks[i]
-                return frame_preview(scene_dir, scene, camera, frame_id, params, settings.tilt_shift)
-        return "no converted frame to preview"
+        _scene_dir, scene, camera, frame_id, split, _cls, _params, root, _settings = self._tasks[shown]
+        return preview_from_files(root, scene, camera, frame_id, split)
 
     def cancel(self) -> None:
         """Cancel the frames not yet started and wait for the running ones (their files are written
@@ -270,8 +260,6 @@ class SceneConversion:
         with self._lock:
             self._pool = None  # member_ready after this sends nothing
             futures = list(self._futures)
-            if self._preview is not None:
-                futures.append(self._preview)
         for future in futures:
             future.cancel()
         cf.wait([f for f in futures if not f.cancelled()])

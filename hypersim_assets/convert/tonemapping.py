@@ -13,30 +13,56 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypersim_assets.convert.float16_tables import FLOAT16_AS_FLOAT32, lookup
+
 GAMMA = 1.0 / 2.2
 PERCENTILE = 90
 BRIGHTNESS_AT_PERCENTILE = 0.8
 EPS = 0.0001
 
 
-def brightness_percentile(color_f32: np.ndarray, valid: np.ndarray) -> float | None:
-    """The 90th percentile of float32 brightness over ``valid`` pixels, or None if none is valid.
+# Every float16 value as float32, and times each brightness weight in float32: a float16
+# image's brightness is then three table look-ups, the very products the formula computes.
+_WEIGHTS = (np.float32(0.3), np.float32(0.59), np.float32(0.11))
+with np.errstate(invalid="ignore"):  # the table holds every NaN pattern, signalling ones too
+    _WEIGHTED_FLOAT16 = tuple(w * FLOAT16_AS_FLOAT32 for w in _WEIGHTS)
 
-    Equals linear interpolation in a fully sorted array; a partial sort (``np.partition``)
-    places the two neighbouring order statistics exactly where a full sort would.
+
+def brightness(color: np.ndarray) -> np.ndarray:
+    """(H, W) float32 ``0.3 R + 0.59 G`` then ``+ 0.11 B``, each product and sum in float32, of a
+    float16 or float32 (H, W, 3) image."""
+    if color.dtype == np.float16:
+        bits = np.ascontiguousarray(color).view(np.uint16)
+        out = np.take(_WEIGHTED_FLOAT16[0], bits[:, :, 0])
+        out += np.take(_WEIGHTED_FLOAT16[1], bits[:, :, 1])
+        out += np.take(_WEIGHTED_FLOAT16[2], bits[:, :, 2])
+        return out
+    c = color.astype(np.float32, copy=False)
+    out = _WEIGHTS[0] * c[:, :, 0] + _WEIGHTS[1] * c[:, :, 1]
+    out += _WEIGHTS[2] * c[:, :, 2]
+    return out
+
+
+def brightness_percentile(color: np.ndarray, valid: np.ndarray) -> float | None:
+    """The 90th percentile of float32 brightness over ``valid`` pixels of a float16 or float32
+    image, or None if none is valid.
+
+    Equals linear interpolation in a fully sorted array (``np.interp`` over the indices): a
+    partial sort places the two neighbouring order statistics exactly where a full sort would,
+    and ``np.interp`` over just those two does the same arithmetic.
     """
-    c = color_f32
-    brightness = np.float32(0.3) * c[:, :, 0] + np.float32(0.59) * c[:, :, 1]
-    brightness += np.float32(0.11) * c[:, :, 2]
-    values = brightness[valid]
+    b = brightness(color)
+    values = b.ravel() if valid.all() else b[valid]  # either way an array of our own, sorted in place
     n = values.size
     if n == 0:
         return None
     idx = (PERCENTILE / 100) * (n - 1)
     lo = int(np.floor(idx))
     hi = min(lo + 1, n - 1)
-    part = np.partition(values, (lo, hi) if hi != lo else lo)
-    return float(np.interp(idx, np.arange(n), part))
+    values.partition((lo, hi) if hi != lo else lo)
+    if hi == lo:
+        return float(np.interp(idx, [float(lo)], values[lo : lo + 1].astype(np.float64)))
+    return float(np.interp(idx, [float(lo), float(hi)], values[lo : hi + 1].astype(np.float64)))
 
 
 def tonemap_scale(percentile_value: float | None) -> float:
@@ -69,9 +95,7 @@ def tonemap(color: np.ndarray, render_entity_id: np.ndarray) -> np.ndarray:
     """
     if color.ndim != 3 or color.shape[2] != 3 or color.shape[:2] != render_entity_id.shape:
         raise ValueError(f"color {color.shape} and render_entity_id {render_entity_id.shape} do not match")
-    color_f32 = color.astype(np.float32)
-    scale = tonemap_scale(brightness_percentile(color_f32, render_entity_id != -1))
+    scale = tonemap_scale(brightness_percentile(color, render_entity_id != -1))
     if color.dtype == np.float16:
-        table = _apply_scale(np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32), scale)
-        return table[np.ascontiguousarray(color).view(np.uint16)]
-    return _apply_scale(color_f32, scale)
+        return lookup(_apply_scale(FLOAT16_AS_FLOAT32, scale), color)
+    return _apply_scale(color.astype(np.float32), scale)
