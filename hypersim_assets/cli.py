@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from hypersim_assets.convert.warm_pool import prestart_pool, shutdown_warm_pool
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
 
 if TYPE_CHECKING:  # the heavy imports (Dagster) wait until a command needs them
@@ -114,6 +115,9 @@ def _print_summary(summary, data_root: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from hypersim_assets.sqlite_durability import use_sqlite_synchronous
+
+    use_sqlite_synchronous()  # before any instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
@@ -171,6 +175,7 @@ def _exit_interrupted(exc: RunInterrupted) -> NoReturn:
     otherwise hold the interpreter until they finish; their partial files are resumable.
     """
     print(f"[hypersim] {exc}", file=sys.stderr)
+    shutdown_warm_pool()  # os._exit skips atexit; an idle pool ends at once (a lent one was stopped)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(128 + exc.signum)
@@ -196,7 +201,46 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 MATERIALIZE_JOBS = ("hypersim_catalog_job", "hypersim_scene_job", "hypersim_scene_and_index_job")
 
 
+# The Dask settings that make a scene step convert on Dask instead of a local pool.
+DASK_SETTINGS = ("scheduler_address", "local_cluster_workers")
+ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"  # defs.dask_resource's (not imported: it loads Dagster)
+
+
+def _requested_pool_workers(args: argparse.Namespace) -> int:
+    """Conversion workers per scene as the options alone give them (the ``--config`` file is read later)."""
+    requested = 0 if args.multiprocessing else args.n_processes
+    return requested or os.cpu_count() or 1
+
+
+def _pool_workers(run_config: dict) -> int | None:
+    """Conversion workers of each scene step's local pool under ``run_config``; None when Dask converts."""
+    from hypersim_assets.run_config import config_value
+
+    resources = run_config.get("resources") or {}
+    dask = (resources.get("dask") or {}).get("config") or {}
+    if os.environ.get(ENV_DASK_SCHEDULER) or any(config_value(dask.get(k)) for k in DASK_SETTINGS):
+        return None
+    workers = config_value(((resources.get("conversion") or {}).get("config") or {}).get("workers"))
+    return int(workers or 0) or os.cpu_count() or 1
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
+    """Materialise; the conversion pool starts first, so its imports overlap Dagster's start-up."""
+    prestarted = None
+    if (args.scene or args.all_scenes) and not os.environ.get(ENV_DASK_SCHEDULER):
+        prestarted = _requested_pool_workers(args)
+        if prestarted > 1:  # one worker converts in the step's own process: no pool
+            prestart_pool(prestarted)
+    try:
+        return _materialize(args, prestarted)
+    finally:
+        shutdown_warm_pool()
+
+
+def _materialize(args: argparse.Namespace, prestarted: int | None) -> int:
+    from hypersim_assets.sqlite_durability import use_sqlite_synchronous
+
+    use_sqlite_synchronous()  # before the instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.run_config import (
@@ -218,6 +262,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"[hypersim] {exc}", file=sys.stderr)
         return 2
     data_root = data_root_of(run_config)
+    if prestarted is not None and _pool_workers(run_config) != prestarted:
+        shutdown_warm_pool()  # the --config file asks for another pool size, or Dask: no step will adopt it
     if "execution" in file_config:
         print(f"[hypersim] note: the execution section of {args.config} is ignored (steps run in this process)")
     print(f"[hypersim] run config: {describe_settings(run_config)}")
