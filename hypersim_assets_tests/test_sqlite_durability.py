@@ -8,7 +8,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from hypersim_assets.sqlite_durability import SYNCHRONOUS, sqlite_synchronous_of, use_sqlite_synchronous
+from hypersim_assets.sqlite_durability import (
+    SYNCHRONOUS,
+    creating_unsynced,
+    sqlite_synchronous_of,
+    use_sqlite_synchronous,
+)
 
 
 @dg.asset
@@ -54,3 +59,28 @@ def test_any_sqlite_engine_of_the_process_and_only_valid_levels():
         assert sqlite_synchronous_of(conn) == "FULL"
     with pytest.raises(ValueError, match="synchronous"):
         use_sqlite_synchronous("FAST")
+
+
+def test_databases_created_in_the_window_are_unsynced_and_only_those(tmp_path):
+    old_home, new_home = tmp_path / "old", tmp_path / "new"
+    old_home.mkdir()
+    new_home.mkdir()
+    with dg.DagsterInstance.from_config(str(old_home)) as old:  # an instance with history
+        dg.materialize([_one], instance=old)
+    stop = use_sqlite_synchronous()
+    try:
+        with creating_unsynced():
+            fresh = dg.DagsterInstance.from_config(str(new_home))
+            existing = dg.DagsterInstance.from_config(str(old_home))
+            with fresh.run_storage.connect() as conn:
+                assert sqlite_synchronous_of(conn) == "OFF"  # created in the window: no history to lose
+            with fresh.event_log_storage.index_connection() as conn:
+                assert sqlite_synchronous_of(conn) == "OFF"
+            with existing.run_storage.connect() as conn:
+                assert sqlite_synchronous_of(conn) == "NORMAL"  # it existed: never unsynced
+        with fresh.run_storage.connect() as conn:
+            assert sqlite_synchronous_of(conn) == "NORMAL"  # after the window
+        fresh.dispose()
+        existing.dispose()
+    finally:
+        stop()
