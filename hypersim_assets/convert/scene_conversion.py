@@ -326,7 +326,8 @@ def stream_scene_conversion(
             raise
         finally:
             if own is not None:
-                # The warm pool goes back for the next scene of this process; any other is shut down.
+                # Kept for this process's next scene while a command's warm pool registry is open
+                # and this conversion ended cleanly; otherwise shut down, as without a registry.
                 return_pool(own, reusable=clean)
 
 
