@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from hypersim_assets.convert.warm_pool import prestart_pool, shutdown_warm_pool
+from hypersim_assets.convert.warm_pool import keep_pools, shutdown_warm_pool
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
 
 if TYPE_CHECKING:  # the heavy imports (Dagster) wait until a command needs them
@@ -201,43 +201,22 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 MATERIALIZE_JOBS = ("hypersim_catalog_job", "hypersim_scene_job", "hypersim_scene_and_index_job")
 
 
-# The Dask settings that make a scene step convert on Dask instead of a local pool.
-DASK_SETTINGS = ("scheduler_address", "local_cluster_workers")
-ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"  # defs.dask_resource's (not imported: it loads Dagster)
-
-
-def _requested_pool_workers(args: argparse.Namespace) -> int:
-    """Conversion workers per scene as the options alone give them (the ``--config`` file is read later)."""
-    requested = 0 if args.multiprocessing else args.n_processes
-    return requested or os.cpu_count() or 1
-
-
-def _pool_workers(run_config: dict) -> int | None:
-    """Conversion workers of each scene step's local pool under ``run_config``; None when Dask converts."""
-    from hypersim_assets.run_config import config_value
-
-    resources = run_config.get("resources") or {}
-    dask = (resources.get("dask") or {}).get("config") or {}
-    if os.environ.get(ENV_DASK_SCHEDULER) or any(config_value(dask.get(k)) for k in DASK_SETTINGS):
-        return None
-    workers = config_value(((resources.get("conversion") or {}).get("config") or {}).get("workers"))
-    return int(workers or 0) or os.cpu_count() or 1
-
-
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Materialise; the conversion pool starts first, so its imports overlap Dagster's start-up."""
-    prestarted = None
-    if (args.scene or args.all_scenes) and not os.environ.get(ENV_DASK_SCHEDULER):
-        prestarted = _requested_pool_workers(args)
-        if prestarted > 1:  # one worker converts in the step's own process: no pool
-            prestart_pool(prestarted)
+    """Materialise. The scene steps of this command share one conversion pool, one step at a time
+    (:mod:`~hypersim_assets.convert.warm_pool`); it ends with the command.
+
+    The pool is not started ahead of the runs: measured with the time-to-dataset benchmark, starting
+    it while Dagster loads cost the start-up 0.4-1.3 s and the exit 0.3 s and did not win that back
+    in the scene step on a machine whose second core was busy (see the README).
+    """
+    keep_pools()
     try:
-        return _materialize(args, prestarted)
+        return _materialize(args)
     finally:
         shutdown_warm_pool()
 
 
-def _materialize(args: argparse.Namespace, prestarted: int | None) -> int:
+def _materialize(args: argparse.Namespace) -> int:
     from hypersim_assets.sqlite_durability import use_sqlite_synchronous
 
     use_sqlite_synchronous()  # before the instance is opened: see the module for why
@@ -262,8 +241,6 @@ def _materialize(args: argparse.Namespace, prestarted: int | None) -> int:
         print(f"[hypersim] {exc}", file=sys.stderr)
         return 2
     data_root = data_root_of(run_config)
-    if prestarted is not None and _pool_workers(run_config) != prestarted:
-        shutdown_warm_pool()  # the --config file asks for another pool size, or Dask: no step will adopt it
     if "execution" in file_config:
         print(f"[hypersim] note: the execution section of {args.config} is ignored (steps run in this process)")
     print(f"[hypersim] run config: {describe_settings(run_config)}")

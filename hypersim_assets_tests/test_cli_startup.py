@@ -1,6 +1,6 @@
-"""What ``materialize`` sets up before its runs, each case a real command in a subprocess against a
-real instance and a real loopback mirror: the conversion pool it starts first is adopted by the
-scene steps one after the other and ends with the command (also on SIGTERM: no process of the
+"""What ``materialize`` sets up around its runs, each case a real command in a subprocess against
+a real instance and a real loopback mirror: the conversion pool the first scene's step starts is
+adopted by the next scene's step and ends with the command (also on SIGTERM: no process of the
 command's session outlives it), and its instance's SQLite connections run at
 ``synchronous=NORMAL`` while a process that is not the command keeps SQLite's default."""
 
@@ -63,7 +63,7 @@ def _session_processes(sid: int) -> list[int]:
     return out
 
 
-def test_two_scenes_share_the_prestarted_pool_and_nothing_outlives_the_command(mirror, tmp_path):
+def test_two_scenes_share_one_pool_and_nothing_outlives_the_command(mirror, tmp_path):
     root, scenes = mirror
     home = make_home(tmp_path / "home")
     args = ["materialize", "--source", str(root), "--data-root", str(tmp_path / "data"), "--n-processes", "2"]

@@ -1,8 +1,9 @@
 """The process's warm conversion pool: adopted by one conversion at a time and only with the
 worker count it asks for, kept for the next conversion after a clean one, shut down after a
 failed one, on a size mismatch and by ``shutdown_warm_pool``; a scene conversion adopts it
-(the pool is ready when the conversion starts) and, in a process that never pre-started one,
-ends its own pool as before."""
+(the pool is ready when the conversion starts), with the registry open (the command) a first
+conversion's own pool serves the next, and in a process that never opened it a conversion ends
+its own pool as before."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from hypersim_assets.convert.frame_conversion import ConversionSettings
 from hypersim_assets.convert.scene_conversion import stream_scene_conversion
 from hypersim_assets.convert.warm_pool import (
     adopt_pool,
+    keep_pools,
     prestart_pool,
     return_pool,
     shutdown_warm_pool,
@@ -109,6 +112,24 @@ def test_without_a_prestarted_pool_nothing_is_kept():
     return_pool(own, reusable=True)
     assert warm_pool_state() == "none"
     assert children and not any(p.is_alive() for p in children)
+
+
+def test_with_the_registry_open_the_first_conversions_pool_serves_the_next(tmp_path):
+    scene_dir = write_scene(tmp_path / "raw", cameras=("cam_00",), frames=2, height=H, width=W)
+    frames = [("cam_00", f, "train", "Kitchen") for f in range(2)]
+    keep_pools()  # as the command does: no pool started ahead
+    assert warm_pool_state() == "none"
+    before = _children()
+    args = (scene_dir, SCENE, frames, camera_params(H, W), tmp_path / "d")
+    with stream_scene_conversion(*args, workers=2) as first:
+        first.finish()
+    assert warm_pool_state() == "idle"  # handed back, not shut down
+    workers = {p.pid for p in _new_children(before)}
+    with stream_scene_conversion(*args, ConversionSettings(skip_existing=False), workers=2) as second:
+        facts = second.finish()
+    assert [f.status for f in facts] == ["converted"] * 2
+    assert second.times.pool_ready == second.times.started  # no pool start in the second conversion
+    assert {p.pid for p in _new_children(before)} == workers  # the same workers, none started anew
 
 
 def _frames() -> list[tuple[str, int, str, str]]:

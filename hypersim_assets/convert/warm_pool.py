@@ -1,6 +1,7 @@
-"""The conversion worker pool and this process's one pre-started ("warm") pool: a command starts
-it at its very beginning, so the workers' imports run on an idle core while the command loads
-Dagster, and the scene conversions of this process adopt it one at a time.
+"""The conversion worker pool and this process's one kept ("warm") pool: a command opens the
+registry, and its scene conversions, one after the other, adopt the pool the previous one handed
+back instead of each starting (and importing the conversion code in) a pool of its own; a pool can
+also be started ahead (:func:`prestart_pool`) so that its imports run while the command starts up.
 
 Light on purpose: importing this module imports neither numpy nor the conversion code (the
 forkserver imports that, in its own process), so a command can start a pool before anything else.
@@ -117,16 +118,39 @@ class _Registry:
 _registry = _Registry()
 
 
-def prestart_pool(workers: int) -> None:
-    """Start this process's warm pool of ``workers`` workers in a background thread and return at once.
-
-    The first :func:`adopt_pool` with the same worker count takes it; :func:`shutdown_warm_pool`
-    (also run at exit) ends it. A second call while a pool is registered does nothing.
+def keep_pools() -> None:
+    """Open this process's registry without starting a pool: the first conversion starts its own
+    pool and hands it back when it ends cleanly, and the next conversion with the same worker count
+    adopts it (a command converting several scenes one after the other starts one pool, not one per
+    scene). :func:`shutdown_warm_pool` (also run at exit) ends it. Does nothing when already open.
     """
     with _registry.lock:
-        if _registry.open:
+        _open_locked()
+
+
+def _open_locked() -> bool:
+    """Open the registry (``_registry.lock`` held); False when it was open already."""
+    if _registry.open:
+        return False
+    _registry.open = True
+    if not _registry.exit_hook:
+        _registry.exit_hook = True
+        atexit.register(shutdown_warm_pool)
+    return True
+
+
+def prestart_pool(workers: int) -> None:
+    """Open the registry and start its pool of ``workers`` workers in a background thread, returning
+    at once: the first :func:`adopt_pool` with the same worker count takes it. Does nothing when the
+    registry is open already.
+
+    Not used by the command line: measured with ``benchmarks/bench_time_to_dataset.py`` (see the
+    README) it did not pay on a machine whose second core was busy; it pays where start-up leaves a
+    core idle.
+    """
+    with _registry.lock:
+        if not _open_locked():
             return
-        _registry.open = True
 
         def start() -> None:
             try:
@@ -142,9 +166,6 @@ def prestart_pool(workers: int) -> None:
 
         _registry.starting = threading.Thread(target=start, name="warm-pool-start", daemon=True)
         _registry.starting.start()
-        if not _registry.exit_hook:
-            _registry.exit_hook = True
-            atexit.register(shutdown_warm_pool)
 
 
 def _wait_started(timeout_s: float = START_TIMEOUT_S) -> None:
