@@ -32,6 +32,7 @@ from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.resources import HypersimResource
 from hypersim_assets.run_config import config_value, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
+from hypersim_assets.sqlite_durability import creating_unsynced
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
 
 # How often a waiting command looks for dead runs that block it, and for retries to report (seconds).
@@ -367,7 +368,12 @@ def _require_a_converted_frame(instance: dg.DagsterInstance, result: dg.ExecuteI
 
 
 def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
-    """The persistent instance at ``DAGSTER_HOME``; when unset, one at ``default_home`` (created)."""
+    """The persistent instance at ``DAGSTER_HOME``; when unset, one at ``default_home`` (created).
+
+    The SQLite databases a fresh instance creates here are created unsynced
+    (:func:`~hypersim_assets.sqlite_durability.creating_unsynced`, where the command installed
+    its SQLite setting): they hold no history yet.
+    """
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path(default_home).resolve())
@@ -377,4 +383,5 @@ def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
             config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = home
         print(f"[hypersim] DAGSTER_HOME not set; using {home}", file=sys.stderr)
-    return dg.DagsterInstance.get()
+    with creating_unsynced():  # the instance creates its storages (and databases) as it is made
+        return dg.DagsterInstance.get()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import multiprocessing
 import os
 import threading
 import time
@@ -48,8 +47,8 @@ from hypersim_assets.convert.frame_conversion import (
     convert_frame,
 )
 from hypersim_assets.convert.hdf5_frames import input_members
-from hypersim_assets.convert.parent_watch import exit_with_owner, owner_initializer_args
 from hypersim_assets.convert.previews import convert_with_preview, preview_from_files
+from hypersim_assets.convert.warm_pool import ConversionPool, adopt_pool, return_pool, start_pool
 
 Progress = Callable[[int, int, FrameFacts], None]
 
@@ -101,12 +100,6 @@ def remove_stale_temp_files(dataset_root: Path, scene: str) -> int:
 
 def _convert_one(args: tuple) -> FrameFacts:
     return convert_frame(*args)
-
-
-def _warm_up() -> int:
-    """A pool task that costs nothing once its worker has imported this module (and with it the
-    conversion code): submitted at the pool's start so the imports happen while inputs arrive."""
-    return os.getpid()
 
 
 @dataclass
@@ -265,35 +258,13 @@ class SceneConversion:
         cf.wait([f for f in futures if not f.cancelled()])
 
 
-def _start_pool(workers: int, times: ConversionTimes) -> cf.ProcessPoolExecutor:
-    """A forkserver pool whose workers end with this process, warmed: one cheap task per worker
-    makes each start now rather than at its first frame.
-
-    The forkserver preloads this module (with the conversion code), so workers fork with it
-    imported: measured ready 0.5-1 s sooner than importing in each worker, and the imports cost
-    CPU once instead of once per worker while a download competes for it. The preload applies
-    when this process starts its forkserver (its first pool); later pools fork from that one.
-    """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    pool = cf.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=exit_with_owner,
-        initargs=owner_initializer_args(),
-    )
-    warm = [pool.submit(_warm_up) for _ in range(workers)]
-    remaining = [len(warm)]
-    lock = threading.Lock()
-
-    def one_warm(_future: cf.Future) -> None:
-        with lock:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                times.pool_ready = time.monotonic()
-
-    for future in warm:
-        future.add_done_callback(one_warm)
+def _start_pool(workers: int, times: ConversionTimes) -> ConversionPool:
+    """This process's warm pool when it has one of ``workers`` workers free (:mod:`.warm_pool`: a
+    command started it early), else a new warmed forkserver pool for this conversion alone.
+    ``times.pool_ready`` is set when every worker has started (the conversion's start, at the
+    latest, for a pool that was ready before it)."""
+    pool = adopt_pool(workers) or start_pool(workers)
+    pool.on_ready(lambda ready_at: setattr(times, "pool_ready", max(ready_at, times.started)))
     return pool
 
 
@@ -313,7 +284,8 @@ def stream_scene_conversion(
     preview: bool = False,
 ) -> Iterator[SceneConversion]:
     """Hold the scene's conversion lock, remove stale temp files, start the pool (``workers`` > 1:
-    a warmed forkserver pool for this call; ``executor``: the caller's, e.g. Dask) and yield a
+    this process's warm pool if free (:mod:`.warm_pool`), else a warmed forkserver pool for this
+    call; ``executor``: the caller's, e.g. Dask) and yield a
     :class:`SceneConversion` to feed with :meth:`~SceneConversion.member_ready` and end with
     :meth:`~SceneConversion.finish`.
 
@@ -331,17 +303,20 @@ def stream_scene_conversion(
             (Path(scene_dir), scene, cam, fid, split, scene_class, params, Path(dataset_root), settings)
             for cam, fid, split, scene_class in map(_frame_tuple, frames)
         ]
-        own = executor is None and workers > 1
-        pool = _start_pool(workers, times) if own else executor
-        conversion = SceneConversion(tasks, pool, progress, preview, times)
+        own = _start_pool(workers, times) if executor is None and workers > 1 else None
+        conversion = SceneConversion(tasks, own.executor if own else executor, progress, preview, times)
+        clean = False
         try:
             yield conversion
+            clean = True
         except BaseException:
             conversion.cancel()
             raise
         finally:
-            if own:
-                pool.shutdown(wait=True, cancel_futures=True)  # type: ignore[union-attr]
+            if own is not None:
+                # Kept for this process's next scene while a command's warm pool registry is open
+                # and this conversion ended cleanly; otherwise shut down, as without a registry.
+                return_pool(own, reusable=clean)
 
 
 def convert_scene(

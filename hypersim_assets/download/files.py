@@ -7,8 +7,9 @@ import contextlib
 import json
 import os
 import shutil
-import zlib
 from pathlib import Path
+
+from zlib_ng import zlib_ng
 
 from hypersim_assets.common.atomic_files import write_text_atomic
 from hypersim_assets.download.errors import DISK_FULL_ERRNOS, DiskFull
@@ -62,7 +63,7 @@ def file_crc32(path: Path) -> tuple[int, int]:
     crc, size = 0, 0
     with open(path, "rb") as f:
         while chunk := f.read(COPY_CHUNK):
-            crc = zlib.crc32(chunk, crc)
+            crc = zlib_ng.crc32(chunk, crc)  # zlib's CRC-32, about 5 times faster
             size += len(chunk)
     return crc, size
 
