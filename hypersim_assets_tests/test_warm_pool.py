@@ -46,9 +46,11 @@ def _children() -> set[int]:
 
 
 def _kept_pool(workers: int) -> None:
-    """The registry open with an idle pool of ``workers``, as after a command's first scene."""
+    """The registry open with an idle, started pool of ``workers``, as after a command's first scene."""
     keep_pools()
-    return_pool(start_pool(workers), reusable=True)
+    pool = start_pool(workers)
+    _wait_ready(pool)
+    return_pool(pool, reusable=True)
 
 
 def _wait_ready(pool) -> None:
@@ -170,3 +172,17 @@ def test_scene_conversion_without_a_warm_pool_ends_its_own(tmp_path):
     assert conv.times.pool_ready is not None and conv.times.pool_ready >= conv.times.started
     assert children and not any(p.is_alive() for p in children)
     assert warm_pool_state() == "none"
+
+
+def test_a_pool_shut_down_while_its_workers_start_leaves_no_process():
+    # start_pool returns at once and starts the workers on a thread of its own (the scene step's
+    # download must not wait for the forkserver): a shutdown that comes first must still end all.
+    before = _children()
+    pool = start_pool(2)
+    pool.shutdown()
+    for thread in threading.enumerate():
+        if thread.name == "conversion-pool-start":
+            thread.join(30)
+    assert not any(p.is_alive() for p in _new_children(before))
+    with pytest.raises(RuntimeError):
+        pool.executor.submit(os.getpid)

@@ -73,8 +73,13 @@ def start_pool(workers: int) -> ConversionPool:
     The forkserver preloads the conversion code, so workers fork with it imported: measured ready
     0.5-1 s sooner than importing in each worker, and the imports cost CPU once instead of once per
     worker. The preload applies when this process starts its forkserver (its first pool); later
-    pools fork from that one. Blocks until the forkserver has forked every worker (about a second
-    for the first pool of a process: the preload).
+    pools fork from that one.
+
+    Returns at once: the workers are started by a thread of their own. Starting one waits until
+    the forkserver has imported the preload and forked (about a second for a process's first
+    pool), and the scene step used to wait for that before its download began; now the first
+    frame's members arrive while the workers start. A frame submitted meanwhile waits for its
+    worker in the executor as usual.
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([PRELOAD_MODULE])
@@ -85,8 +90,14 @@ def start_pool(workers: int) -> ConversionPool:
         initargs=owner_initializer_args(),
     )
     pool = ConversionPool(executor, workers, os.getpid())
-    warm = [executor.submit(_warm_up) for _ in range(workers)]
-    remaining = [len(warm)]
+    threading.Thread(target=_warm, args=(pool,), name="conversion-pool-start", daemon=True).start()
+    return pool
+
+
+def _warm(pool: ConversionPool) -> None:
+    """Start every worker of ``pool`` now (each spawn blocks until the forkserver has forked) and
+    mark the pool ready once all have run their warm-up task."""
+    remaining = [pool.workers]
     lock = threading.Lock()
 
     def one_warm(_future: cf.Future) -> None:
@@ -96,9 +107,11 @@ def start_pool(workers: int) -> ConversionPool:
         if last:
             pool._mark_ready()
 
-    for future in warm:
-        future.add_done_callback(one_warm)
-    return pool
+    try:
+        for _ in range(pool.workers):
+            pool.executor.submit(_warm_up).add_done_callback(one_warm)
+    except RuntimeError:  # shut down (or broken) while starting: frames submitted now say so themselves
+        return
 
 
 class _Registry:
