@@ -30,7 +30,7 @@ from dagster._core.utils import make_new_run_id
 
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.resources import HypersimResource
-from hypersim_assets.run_config import config_value, source_config_value
+from hypersim_assets.run_config import resource_field, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.sqlite_durability import creating_unsynced
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
@@ -102,8 +102,10 @@ def resource_run_config(source: str | None, data_root: Path | None, log_level: s
 
 def _hypersim_resource(run_config: Mapping[str, Any]) -> HypersimResource:
     """The ``hypersim`` resource as runs of ``run_config`` see it (``{env: NAME}`` values resolved)."""
-    block = ((run_config.get("resources") or {}).get("hypersim") or {}).get("config") or {}
-    return HypersimResource(source=config_value(block.get("source")), data_root=config_value(block.get("data_root")))
+    return HypersimResource(
+        source=resource_field(run_config, "hypersim", "source"),
+        data_root=resource_field(run_config, "hypersim", "data_root"),
+    )
 
 
 def metadata_still_valid(instance: dg.DagsterInstance, run_config: Mapping[str, Any]) -> tuple[str, dict] | None:

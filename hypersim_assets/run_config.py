@@ -85,7 +85,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return text
 
 
-def config_value(value: Any) -> Any:
+def _config_value(value: Any) -> Any:
     """A run config value with Dagster's ``{env: NAME}`` form resolved."""
     if isinstance(value, Mapping) and set(value) == {"env"}:
         return os.environ.get(str(value["env"]))
@@ -101,9 +101,10 @@ def _resource_block(run_config: dict[str, Any], resource: str) -> dict[str, Any]
     return block["config"]
 
 
-def _file_value(file_config: Mapping[str, Any], resource: str, field: str) -> Any:
-    block = ((file_config.get("resources") or {}).get(resource) or {}).get("config") or {}
-    return config_value(block.get(field)) if isinstance(block, Mapping) else None
+def resource_field(run_config: Mapping[str, Any], resource: str, field: str) -> Any:
+    """``field`` of ``resource``'s config block in ``run_config``, ``{env: NAME}`` resolved; None when absent."""
+    block = ((run_config.get("resources") or {}).get(resource) or {}).get("config") or {}
+    return _config_value(block.get(field)) if isinstance(block, Mapping) else None
 
 
 def build_run_config(
@@ -123,19 +124,19 @@ def build_run_config(
     hypersim = _resource_block(run_config, "hypersim")
     if options.source is not None:
         hypersim["source"] = source_config_value(options.source)
-    elif config_value(hypersim.get("source")) is None:
+    elif _config_value(hypersim.get("source")) is None:
         hypersim["source"] = source_config_value(os.environ.get(ENV_SOURCE) or UPSTREAM)
     elif isinstance(hypersim.get("source"), str):
         hypersim["source"] = source_config_value(hypersim["source"])
     if options.data_root is not None:
         hypersim["data_root"] = str(Path(options.data_root).expanduser().resolve())
-    elif config_value(hypersim.get("data_root")) is None:
+    elif _config_value(hypersim.get("data_root")) is None:
         hypersim["data_root"] = str(data_root_from_env().resolve())
 
     catalog = _resource_block(run_config, "catalog")
     if options.additional_subsamples is not None:
         catalog["subsamples"] = _subsample_text(sorted({1, *options.additional_subsamples}))
-    elif not config_value(catalog.get("subsamples")):
+    elif not _config_value(catalog.get("subsamples")):
         catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
 
     conversion_fields = {
@@ -158,7 +159,7 @@ def build_run_config(
 
 def data_root_of(run_config: Mapping[str, Any]) -> Path:
     """The data root a run config names (``HYPERSIM_DATA_ROOT`` / the default when it names none)."""
-    value = config_value(_file_value(run_config, "hypersim", "data_root"))
+    value = resource_field(run_config, "hypersim", "data_root")
     return Path(value).expanduser().resolve() if value else data_root_from_env().resolve()
 
 

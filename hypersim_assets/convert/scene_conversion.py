@@ -259,8 +259,8 @@ class SceneConversion:
 
 
 def _start_pool(workers: int, times: ConversionTimes) -> ConversionPool:
-    """This process's warm pool when it has one of ``workers`` workers free (:mod:`.warm_pool`: a
-    command started it early), else a new warmed forkserver pool for this conversion alone.
+    """This process's kept pool when it has one of ``workers`` workers free (:mod:`.warm_pool`: an
+    earlier scene of the same command handed it back), else a new warmed forkserver pool.
     ``times.pool_ready`` is set when every worker has started (the conversion's start, at the
     latest, for a pool that was ready before it)."""
     pool = adopt_pool(workers) or start_pool(workers)

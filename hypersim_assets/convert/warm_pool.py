@@ -135,18 +135,10 @@ def keep_pools() -> None:
     scene). :func:`shutdown_warm_pool` (also run at exit) ends it. Does nothing when already open.
     """
     with _registry.lock:
-        _open_locked()
-
-
-def _open_locked() -> bool:
-    """Open the registry (``_registry.lock`` held); False when it was open already."""
-    if _registry.open:
-        return False
-    _registry.open = True
-    if not _registry.exit_hook:
-        _registry.exit_hook = True
-        atexit.register(shutdown_warm_pool)
-    return True
+        _registry.open = True
+        if not _registry.exit_hook:
+            _registry.exit_hook = True
+            atexit.register(shutdown_warm_pool)
 
 
 def adopt_pool(workers: int) -> ConversionPool | None:
