@@ -104,3 +104,19 @@ def extract_all(path: Path) -> dict[str, bytes]:
     """Every file member's bytes as Python's zipfile extracts them."""
     with zipfile.ZipFile(path) as zf:
         return {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+
+
+def part_sizes(root: Path) -> dict[Path, int]:
+    """Size in bytes of every non-empty ``*.part`` file under ``root`` at one moment.
+
+    A fetch running in another thread or process renames a part into place at any
+    time: a part that vanishes between the listing and its ``stat`` is skipped."""
+    sizes: dict[Path, int] = {}
+    for path in root.rglob("*.part"):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size > 0:
+            sizes[path] = size
+    return sizes

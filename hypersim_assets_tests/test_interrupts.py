@@ -22,7 +22,7 @@ from hypersim_assets.download.report import FetchProgress
 from hypersim_assets.download.scene_fetch import fetch_scene_members
 from hypersim_assets.download.source import Location
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
-from hypersim_assets_tests.scene_zips import SCENE, scene_members, write_mirror
+from hypersim_assets_tests.scene_zips import SCENE, part_sizes, scene_members, write_mirror
 
 CONVERSION = MemberSelection()
 # Long waits on purpose: an interrupt that had to sit them out would take a minute.
@@ -42,17 +42,6 @@ def member_gets(server: MirrorServer, status: int | None = None) -> list:
         for r in server.requests
         if r.range_header and not r.range_header.startswith("bytes=-") and (status is None or r.status == status)
     ]
-
-
-def nonempty_parts(root: Path) -> list[Path]:
-    found = []
-    for path in root.rglob("*.part"):
-        try:
-            if path.stat().st_size > 0:
-                found.append(path)
-        except FileNotFoundError:  # renamed into place meanwhile
-            pass
-    return found
 
 
 def signal_main_thread_when(condition: Callable[[], bool], signum: int) -> threading.Thread:
@@ -112,7 +101,7 @@ def test_signal_during_retry_waits_of_worker_threads(
 
 def test_sigint_during_long_download_stops_and_resumes(mirror: Path, tmp_path: Path, signal_handlers: None) -> None:
     with MirrorServer(mirror, faults=Faults(delay_s=0.3)) as server:  # 0.3 s per 64 KiB: a slow link
-        watcher = signal_main_thread_when(lambda: bool(nonempty_parts(tmp_path)), signal.SIGINT)
+        watcher = signal_main_thread_when(lambda: bool(list(part_sizes(tmp_path))), signal.SIGINT)
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             fetch_scene_members(
@@ -120,7 +109,7 @@ def test_sigint_during_long_download_stops_and_resumes(mirror: Path, tmp_path: P
             )
         elapsed = time.monotonic() - started
         watcher.join(5)
-        parts = nonempty_parts(tmp_path)
+        parts = list(part_sizes(tmp_path))
         assert elapsed < BOUND_S and parts, (elapsed, parts)
         assert not list(tmp_path.rglob("*.inflating"))
         server.faults = Faults()

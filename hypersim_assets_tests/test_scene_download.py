@@ -24,7 +24,14 @@ from hypersim_assets.download.report import FetchProgress
 from hypersim_assets.download.scene_fetch import delete_scene_raw, fetch_scene, fetch_scene_members
 from hypersim_assets.download.source import HypersimSource, Location
 from hypersim_assets.synthetic.mirror_server import Faults, MirrorServer
-from hypersim_assets_tests.scene_zips import SCENE, extract_all, scene_members, with_zip64_end_records, write_mirror
+from hypersim_assets_tests.scene_zips import (
+    SCENE,
+    extract_all,
+    part_sizes,
+    scene_members,
+    with_zip64_end_records,
+    write_mirror,
+)
 
 FAST = RetryConfig(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, timeout_s=5.0)
 CONVERSION = MemberSelection()
@@ -363,18 +370,19 @@ def test_resume_after_kill(tmp_path: Path) -> None:
         )
         proc = subprocess.Popen([sys.executable, "-c", code])
         deadline = time.monotonic() + 60
-        parts: list[Path] = []
+        parts: dict[Path, int] = {}
         done_before: set[str] = set()
         try:
             while time.monotonic() < deadline:
                 time.sleep(0.02)
                 done_before = {n for n in offsets if CONVERSION.matches(SCENE, n) and (raw_root / n).is_file()}
-                parts = [p for p in raw_root.rglob("*.part") if p.stat().st_size > 0]
-                if parts and done_before and any(p.stat().st_size > 70_000 for p in parts):
+                parts = part_sizes(raw_root)
+                if done_before and any(size > 70_000 for size in parts.values()):
                     break
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait(10)
+        parts = part_sizes(raw_root)  # after the kill nothing renames them any more
         assert parts and done_before, "the download finished or stalled before it could be interrupted"
         (part,) = parts
         done_before = {n for n in offsets if CONVERSION.matches(SCENE, n) and (raw_root / n).is_file()}
