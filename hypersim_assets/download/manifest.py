@@ -165,29 +165,41 @@ class Manifest:
                 self._dirty = True
 
     def save(self, force: bool = True) -> None:
-        with self._save_lock:
-            with self._lock:
-                if not (self._dirty or self._pending):
-                    return
-                if not force and time.monotonic() - self._saved_at < _MANIFEST_SAVE_INTERVAL_S:
-                    return
-                pending, self._pending = self._pending, {}
-            durable = {}
-            for name, (entry, path) in pending.items():
-                try:
-                    fsync_path(path)
-                except OSError:
-                    continue  # not durable, not listed: a later run re-verifies or refetches it
-                durable[name] = entry
-            for folder in {path.parent for _, path in pending.values()}:
-                with contextlib.suppress(OSError):
-                    fsync_path(folder)
-            with self._lock:
-                self.data["members"].update(durable)
-                snapshot = json.loads(json.dumps(self.data))
-                self._dirty = False
-                self._saved_at = time.monotonic()
-            write_json_atomic(self.path, snapshot)
+        """Make the pending members durable (fsync files and folders) and write the manifest atomically.
+
+        An unforced save is skipped within the save interval and while another thread saves:
+        a download thread never waits on another's fsync (its member stays pending for the next save).
+        """
+        if not self._save_lock.acquire(blocking=force):
+            return
+        try:
+            self._save_pending(force)
+        finally:
+            self._save_lock.release()
+
+    def _save_pending(self, force: bool) -> None:
+        with self._lock:
+            if not (self._dirty or self._pending):
+                return
+            if not force and time.monotonic() - self._saved_at < _MANIFEST_SAVE_INTERVAL_S:
+                return
+            pending, self._pending = self._pending, {}
+        durable = {}
+        for name, (entry, path) in pending.items():
+            try:
+                fsync_path(path)
+            except OSError:
+                continue  # not durable, not listed: a later run re-verifies or refetches it
+            durable[name] = entry
+        for folder in {path.parent for _, path in pending.values()}:
+            with contextlib.suppress(OSError):
+                fsync_path(folder)
+        with self._lock:
+            self.data["members"].update(durable)
+            snapshot = json.loads(json.dumps(self.data))
+            self._dirty = False
+            self._saved_at = time.monotonic()
+        write_json_atomic(self.path, snapshot)
 
 
 def manifest_fingerprint(raw_root: Path, scene: str) -> str:
