@@ -205,9 +205,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     """Materialise. The scene steps of this command share one conversion pool, one step at a time
     (:mod:`~hypersim_assets.convert.warm_pool`); it ends with the command.
 
-    The pool is not started ahead of the runs: measured with the time-to-dataset benchmark, starting
-    it while Dagster loads cost the start-up 0.4-1.3 s and the exit 0.3 s and did not win that back
-    in the scene step on a machine whose second core was busy (see the README).
+    ``materialize`` starts the pool when its first run begins, once Dagster has loaded: started
+    while Dagster loads, it measured slower (see the README).
     """
     keep_pools()
     try:

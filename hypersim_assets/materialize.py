@@ -28,8 +28,10 @@ import dagster as dg
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.utils import make_new_run_id
 
+from hypersim_assets.convert.warm_pool import prestart_pool
+from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
-from hypersim_assets.defs.resources import HypersimResource
+from hypersim_assets.defs.resources import ConversionResource, HypersimResource
 from hypersim_assets.run_config import resource_field, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.sqlite_durability import creating_unsynced
@@ -106,6 +108,18 @@ def _hypersim_resource(run_config: Mapping[str, Any]) -> HypersimResource:
         source=resource_field(run_config, "hypersim", "source"),
         data_root=resource_field(run_config, "hypersim", "data_root"),
     )
+
+
+def local_pool_workers(run_config: Mapping[str, Any]) -> int | None:
+    """Worker processes of the scene steps' local conversion pool as runs of ``run_config`` see
+    them; None when they convert on Dask instead."""
+    dask = DaskResource(
+        scheduler_address=resource_field(run_config, "dask", "scheduler_address"),
+        local_cluster_workers=resource_field(run_config, "dask", "local_cluster_workers") or 0,
+    )
+    if dask.dask_config().enabled:
+        return None
+    return ConversionResource(workers=resource_field(run_config, "conversion", "workers") or 0).worker_count()
 
 
 def metadata_still_valid(instance: dg.DagsterInstance, run_config: Mapping[str, Any]) -> tuple[str, dict] | None:
@@ -304,6 +318,11 @@ def materialize(
 
     with _signals_raise():
         try:
+            workers = local_pool_workers(run_config) if scenes or all_scenes else None
+            if workers is not None and workers > 1:
+                # Ready by the first frame: its workers start (about a second of the other core's
+                # time) while the metadata run and the scene run's set-up occupy this process.
+                prestart_pool(workers)
             known = instance.get_dynamic_partitions(SCENES_PARTITIONS_NAME)
             # A run of its own only when the metadata could change: each run costs about a second here.
             # Never for --all-scenes (it re-reads the release) nor when a named scene is not registered.

@@ -1,6 +1,6 @@
 """What ``materialize`` sets up around its runs, each case a real command in a subprocess against
-a real instance and a real loopback mirror: the conversion pool the first scene's step starts is
-adopted by the next scene's step and ends with the command (also on SIGTERM: no process of the
+a real instance and a real loopback mirror: the conversion pool the command starts ahead of its
+runs is adopted by the first scene's step, handed back and adopted by the next, and ends with the command (also on SIGTERM: no process of the
 command's session outlives it), and its instance's SQLite connections run at
 ``synchronous=NORMAL`` while a process that is not the command keeps SQLite's default."""
 
@@ -83,7 +83,7 @@ def test_two_scenes_share_one_pool_and_nothing_outlives_the_command(mirror, tmp_
     with dg.DagsterInstance.from_config(str(home)) as instance:
         with instance.run_storage.connect() as conn:
             assert sqlite_synchronous_of(conn) == "FULL"  # not the command: SQLite's default
-        pool_start = {}
+        pool_start, adopted = {}, {}
         for scene in scenes:
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(dg.AssetKey("converted_scene"), asset_partitions=[scene]), limit=1
@@ -91,7 +91,10 @@ def test_two_scenes_share_one_pool_and_nothing_outlives_the_command(mirror, tmp_
             metadata = records[0].asset_materialization.metadata
             assert metadata["frames_converted"].value > 0
             pool_start[scene] = metadata["pool_start_seconds"].value
-    # The second scene adopted the pool the first one handed back: ready when its conversion began.
+            adopted[scene] = metadata["pool_adopted"].value
+    # The first scene adopted the pool the command started ahead of its runs, the second the pool
+    # the first handed back: ready when its conversion began.
+    assert adopted == {scene: True for scene in scenes}, adopted
     assert pool_start[scenes[1]] == 0.0, pool_start
 
 

@@ -5,6 +5,7 @@ a failed last scene still gets an index run that shows it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import dagster as dg
@@ -14,7 +15,7 @@ import pytest
 from hypersim_assets.catalog.frame_index import INDEX_FILE
 from hypersim_assets.common.layout import SPLIT_CSV, dataset_dir, raw_dir
 from hypersim_assets.definitions import defs
-from hypersim_assets.materialize import materialize
+from hypersim_assets.materialize import local_pool_workers, materialize
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
 # Whole materialisations through a real instance: the slow end-to-end loop.
@@ -92,3 +93,18 @@ def test_a_failed_last_scene_under_keep_going_still_gets_an_index_that_shows_it(
     # Its included frames name the failed step and run (excluded ones keep the metadata's reason).
     failed = rows[rows["reason"].str.contains(f"scene_step: scene {last}")]
     assert len(failed) > 0 and failed["reason"].str.contains(summary.run_ids[2]).all(), rows["reason"].tolist()
+
+
+def test_the_pool_started_ahead_has_the_size_the_scene_steps_ask_for(monkeypatch):
+    monkeypatch.delenv("HYPERSIM_DASK_SCHEDULER", raising=False)
+    cores = os.cpu_count() or 1
+    assert local_pool_workers({}) == cores  # workers 0: one per core, as ConversionResource says
+    assert local_pool_workers({"resources": {"conversion": {"config": {"workers": 3}}}}) == 3
+    assert local_pool_workers({"resources": {"conversion": {"config": {"workers": {"env": "N_WORKERS"}}}}}) == cores
+    monkeypatch.setenv("N_WORKERS", "5")
+    assert local_pool_workers({"resources": {"conversion": {"config": {"workers": {"env": "N_WORKERS"}}}}}) == 5
+    # Frames convert on Dask: no local pool to start.
+    assert local_pool_workers({"resources": {"dask": {"config": {"local_cluster_workers": 2}}}}) is None
+    assert local_pool_workers({"resources": {"dask": {"config": {"scheduler_address": "tcp://h:8786"}}}}) is None
+    monkeypatch.setenv("HYPERSIM_DASK_SCHEDULER", "tcp://h:8786")
+    assert local_pool_workers({}) is None

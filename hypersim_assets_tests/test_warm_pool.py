@@ -19,6 +19,7 @@ from hypersim_assets.convert.scene_conversion import stream_scene_conversion
 from hypersim_assets.convert.warm_pool import (
     adopt_pool,
     keep_pools,
+    prestart_pool,
     return_pool,
     shutdown_warm_pool,
     start_pool,
@@ -161,6 +162,25 @@ def test_scene_conversion_adopts_the_warm_pool_and_hands_it_back(tmp_path):
     assert warm_pool_state() == "none"  # a failed conversion's pool is not handed on
 
 
+def test_a_pool_started_ahead_only_for_an_open_registry_and_adopted_by_the_first_conversion(tmp_path):
+    before = _children()
+    assert not prestart_pool(2)  # no command opened the registry: nobody would adopt it
+    assert warm_pool_state() == "none" and not _new_children(before)
+    keep_pools()
+    assert prestart_pool(2)
+    assert warm_pool_state() == "idle"
+    assert not prestart_pool(2)  # one kept pool at most
+    scene_dir = write_scene(tmp_path / "raw", cameras=("cam_00",), frames=2, height=H, width=W)
+    frames = [("cam_00", f, "train", "Kitchen") for f in range(2)]
+    with stream_scene_conversion(scene_dir, SCENE, frames, camera_params(H, W), tmp_path / "d", workers=2) as conv:
+        assert warm_pool_state() == "lent"
+        facts = conv.finish()
+    assert [f.status for f in facts] == ["converted"] * 2
+    assert conv.times.pool_adopted is True
+    shutdown_warm_pool()
+    assert not any(p.is_alive() for p in _new_children(before))
+
+
 def test_scene_conversion_without_a_warm_pool_ends_its_own(tmp_path):
     scene_dir = write_scene(tmp_path / "raw", cameras=("cam_00",), frames=2, height=H, width=W)
     frames = [("cam_00", f, "train", "Kitchen") for f in range(2)]
@@ -170,6 +190,7 @@ def test_scene_conversion_without_a_warm_pool_ends_its_own(tmp_path):
         children = _new_children(before)
     assert [f.status for f in facts] == ["converted"] * 2
     assert conv.times.pool_ready is not None and conv.times.pool_ready >= conv.times.started
+    assert conv.times.pool_adopted is False
     assert children and not any(p.is_alive() for p in children)
     assert warm_pool_state() == "none"
 

@@ -108,6 +108,7 @@ class ConversionTimes:
 
     started: float  # the lock was held, the pool being started
     pool_ready: float | None = None  # every worker had imported the conversion code (own pool only)
+    pool_adopted: bool | None = None  # own pool only: True when it was this process's warm pool
     first_submitted: float | None = None  # the first frame went to the pool
     last_done: float | None = None  # the last frame's result was in
 
@@ -263,7 +264,9 @@ def _start_pool(workers: int, times: ConversionTimes) -> ConversionPool:
     earlier scene of the same command handed it back), else a new warmed forkserver pool.
     ``times.pool_ready`` is set when every worker has started (the conversion's start, at the
     latest, for a pool that was ready before it)."""
-    pool = adopt_pool(workers) or start_pool(workers)
+    pool = adopt_pool(workers)
+    times.pool_adopted = pool is not None
+    pool = pool or start_pool(workers)
     pool.on_ready(lambda ready_at: setattr(times, "pool_ready", max(ready_at, times.started)))
     return pool
 

@@ -141,6 +141,18 @@ def keep_pools() -> None:
             atexit.register(shutdown_warm_pool)
 
 
+def prestart_pool(workers: int) -> bool:
+    """Start this process's warm pool of ``workers`` workers now, ahead of the first conversion that
+    will adopt it; True if started. Does nothing (False) unless a command opened the registry
+    (:func:`keep_pools`) and no pool is idle or lent: without an open registry nobody would adopt it.
+    """
+    with _registry.lock:
+        if not _registry.open or _registry.idle is not None or _registry.lent is not None:
+            return False
+        _registry.idle = start_pool(workers)
+    return True
+
+
 def adopt_pool(workers: int) -> ConversionPool | None:
     """Take this process's warm pool for one scene conversion, or None (then start your own).
 

@@ -94,18 +94,23 @@ def open_conversion(
             yield stream
 
 
-def _timing(times: ConversionTimes, finished: float, download_end: float | None) -> dict[str, float]:
+def _timing(times: ConversionTimes, finished: float, download_end: float | None) -> dict[str, float | bool]:
     """Where the step's conversion time went, in seconds (see ``converted_scene``'s metadata)."""
-    out = {"seconds": finished - times.started}
+    out: dict[str, float] = {"seconds": finished - times.started}
     if times.pool_ready is not None:
         out["pool_start_seconds"] = times.pool_ready - times.started
+    if times.first_submitted is not None:
+        out["first_frame_sent_seconds"] = times.first_submitted - times.started
     if times.first_submitted is not None and times.last_done is not None:
         out["conversion_seconds"] = times.last_done - times.first_submitted
     if download_end is not None:
         out["download_seconds"] = download_end - times.started
         if times.first_submitted is not None:
             out["overlap_seconds"] = max(0.0, download_end - times.first_submitted)
-    return {k: round(v, 3) for k, v in out.items()}
+    rounded: dict[str, float | bool] = {k: round(v, 3) for k, v in out.items()}
+    if times.pool_adopted is not None:
+        rounded["pool_adopted"] = times.pool_adopted
+    return rounded
 
 
 def converted_result(
@@ -124,7 +129,10 @@ def converted_result(
     which in the pipelined step spans the download (``download_seconds``, from the same start);
     ``conversion_seconds``: first frame sent to last frame done; ``overlap_seconds``: how much
     of that ran before the download ended; ``pool_start_seconds``: until every worker of an own
-    pool had imported the conversion code.
+    pool had imported the conversion code (0 for a pool ready before the conversion began);
+    ``pool_adopted``: the pool was the command's warm pool (started ahead of the runs, or handed
+    back by its previous scene), not one the step started; ``first_frame_sent_seconds``: until
+    the first frame went to the workers.
     """
     scene = context.partition_key
     frames = plan.frames
