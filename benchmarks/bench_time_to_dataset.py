@@ -178,6 +178,7 @@ def run_ours(server: MirrorServer, work: Path, scene: str, zip_file: Path, tag: 
         "conversion_span_s": float(conv_meta.get("conversion_seconds", 0.0)),
         "overlap_s": float(conv_meta.get("overlap_seconds", 0.0)),
         "pool_start_s": float(conv_meta.get("pool_start_seconds", 0.0)),
+        "first_frame_sent_s": float(conv_meta.get("first_frame_sent_seconds", 0.0)),
         "frames_converted": int(conv_meta.get("frames_converted", 0)),
         "frame_s": frame_s,
         "bytes_fetched": server.link.stats.body_bytes - link0[0],
@@ -335,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         ("  of which CD done to first member request", ours.get("cd_to_first_member_s", 0.0)),
         ("  of which member fetches (first to last member request)", ours.get("members_s", 0.0)),
         ("  of which worker pool start (until every worker imported the code)", ours["pool_start_s"]),
+        ("  of which conversion start to the first frame sent", ours["first_frame_sent_s"]),
         ("  of which conversion span (first frame sent to last frame done)", ours["conversion_span_s"]),
         ("    of that, before the download ended (overlap)", ours["overlap_s"]),
         (
