@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
 
 from hypersim_assets.common.layout import (
@@ -65,6 +67,24 @@ def test_all_and_glob_selection_and_foreign_members():
         MemberSelection("globs")
     with pytest.raises(ValueError):
         MemberSelection("everything")
+
+
+def test_glob_selection_follows_fnmatch_case_rules_whole_name():
+    globs = ("images/*_preview/*", "_detail/cam_0[0-1]/*.csv", "?detail/mesh/*")
+    selection = MemberSelection("globs", globs)
+    rel = [
+        "images/scene_cam_00_final_preview/frame.0000.color.jpg",
+        "_detail/cam_01/metadata_camera.csv",
+        "_detail/cam_02/metadata_camera.csv",  # outside [0-1]
+        "_detail/cam_00/metadata_camera.csv.bak",  # a match must cover the whole name
+        "x_detail/cam_00/metadata_camera.csv",  # ... from its start
+        "_DETAIL/cam_00/metadata_camera.csv",  # case-sensitive on every platform
+        "_detail/mesh/a.hdf5",
+        "_detail/mesh/a.hdf5\n",  # '*' also matches a newline, as in fnmatch
+    ]
+    picked = [r for r in rel if selection.matches(SCENE, f"{SCENE}/{r}")]
+    assert picked == [r for r in rel if any(fnmatch.fnmatchcase(r, g) for g in globs)]
+    assert picked == rel[:2] + rel[-2:]
 
 
 def test_reference_output_paths_and_split_names():
