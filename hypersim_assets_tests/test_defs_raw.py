@@ -129,3 +129,31 @@ def test_raw_scene_missing_zip_fails_naming_scene_and_url(mirror, tmp_path):
         assert scene in message and f"{server.url}/scenes/{scene}.zip" in message
         # A permanent error is not retried by the asset's RetryPolicy.
         assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_a_missing_metadata_file_fails_naming_it_and_the_others_arrive_whole(mirror, tmp_path):
+    mirror, _ = mirror
+    broken = tmp_path / "broken"
+    shutil.copytree(mirror, broken)
+    missing = "metadata_camera_trajectories.csv"  # the middle one of the three
+    (broken / missing).unlink()
+    with dg.instance_for_test() as instance, MirrorServer(broken) as server:
+        result = _run(
+            "hypersim_catalog_job",
+            _config(server.url, tmp_path / "data"),
+            instance,
+            asset_selection=[dg.AssetKey("hypersim_metadata")],
+        )
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        message = failure.step_failure_data.error.message
+        assert f"metadata file {missing} from {server.url}/{missing}" in message and "404" in message
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    raw = tmp_path / "data" / "raw"
+    # The two that exist were fetched at the same time, whole; nothing half-written stays behind.
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "metadata_camera_parameters.csv",
+        "metadata_images_split_scene_v1.csv",
+    ]
+    for path in raw.iterdir():
+        assert path.read_bytes() == (mirror / path.name).read_bytes()
