@@ -115,6 +115,16 @@ def _print_summary(summary, data_root: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's first command: a synthetic mirror, served on loopback, materialised in full.
+    Its scenes share one conversion pool, as those of one ``materialize`` do."""
+    keep_pools()
+    try:
+        return _demo(args)
+    finally:
+        shutdown_warm_pool()
+
+
+def _demo(args: argparse.Namespace) -> int:
     from hypersim_assets.sqlite_durability import use_sqlite_synchronous
 
     use_sqlite_synchronous()  # before any instance is opened: see the module for why

@@ -64,6 +64,13 @@ def test_demo_materialised_every_asset_in_the_persistent_instance(demo_run):
             assert instance.get_materialized_partitions(dg.AssetKey(key)) == set(scenes), key
         for key in ("hypersim_metadata", "frame_index", "subsample_views"):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
+        if (os.cpu_count() or 1) > 1:  # one worker per core: a pool only with more than one
+            # The demo's scenes share the pool it starts ahead of its runs, as materialize's do.
+            for scene in scenes:
+                (record,) = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(dg.AssetKey("converted_scene"), asset_partitions=[scene]), limit=1
+                ).records
+                assert record.asset_materialization.metadata["pool_adopted"].value is True, scene
 
 
 def test_demo_output_is_readable(demo_run):
