@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from hypersim_assets.convert.warm_pool import keep_pools, shutdown_warm_pool
+from hypersim_assets.convert.warm_pool import kept_pools, shutdown_warm_pool
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
 
 if TYPE_CHECKING:  # the heavy imports (Dagster) wait until a command needs them
@@ -117,11 +117,8 @@ def _print_summary(summary, data_root: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The README's first command: a synthetic mirror, served on loopback, materialised in full.
     Its scenes share one conversion pool, as those of one ``materialize`` do."""
-    keep_pools()
-    try:
+    with kept_pools():
         return _demo(args)
-    finally:
-        shutdown_warm_pool()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -218,11 +215,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     ``materialize`` starts the pool when its first run begins, once Dagster has loaded: started
     while Dagster loads, it measured slower (see the README).
     """
-    keep_pools()
-    try:
+    with kept_pools():
         return _materialize(args)
-    finally:
-        shutdown_warm_pool()
 
 
 def _materialize(args: argparse.Namespace) -> int:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from hypersim_assets.convert.parent_watch import exit_with_owner, owner_initializer_args
@@ -139,6 +140,16 @@ def keep_pools() -> None:
         if not _registry.exit_hook:
             _registry.exit_hook = True
             atexit.register(shutdown_warm_pool)
+
+
+@contextlib.contextmanager
+def kept_pools() -> Iterator[None]:
+    """A command's block: :func:`keep_pools` on entry, :func:`shutdown_warm_pool` on every way out."""
+    keep_pools()
+    try:
+        yield
+    finally:
+        shutdown_warm_pool()
 
 
 def prestart_pool(workers: int) -> bool:
