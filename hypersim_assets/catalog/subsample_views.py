@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hypersim_assets.catalog.frame_files import frame_files_present
-from hypersim_assets.catalog.frame_index import read_frame_index
+from hypersim_assets.catalog.frame_index import PATH_COLUMNS, read_frame_index
 from hypersim_assets.common.atomic_files import write_parquet_atomic, write_text_atomic
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 
@@ -117,6 +117,14 @@ def text_list_name(split: str, n: int) -> str:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     return f"{split}.txt" if int(n) == 1 else f"{split}_every_{int(n)}th.txt"
+
+
+# Index columns that decide eligibility and order (eligible_frames), and those write_views reads:
+# the view columns, eligibility, and the paths that say whether a frame is present.
+ELIGIBILITY_COLUMNS: tuple[str, ...] = ("included_in_public_release", "blacklisted", "split", "metadata_row")
+INDEX_COLUMNS_FOR_VIEWS: tuple[str, ...] = tuple(
+    dict.fromkeys([f.name for f in VIEW_SCHEMA if f.name != "present"] + list(ELIGIBILITY_COLUMNS))
+) + tuple(PATH_COLUMNS.values())
 
 
 # -- selection (pure) ---------------------------------------------------------------------
@@ -220,13 +228,14 @@ def write_views(
 ) -> ViewsResult:
     """Write both view kinds for every N (plus N = 1) and the reference's text lists.
 
-    ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``.
+    ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``
+    (its INDEX_COLUMNS_FOR_VIEWS, all that is used).
     Presence on disk is looked up once for all eligible converted frames. Every file is
     written atomically.
     """
     dataset_root = Path(dataset_root)
     if index is None:
-        index = read_frame_index(dataset_root)
+        index = read_frame_index(dataset_root, columns=list(INDEX_COLUMNS_FOR_VIEWS))
     index = index.reset_index(drop=True)
     values = subsamples_with_full(subsamples)
     converted = index["status"].astype(object).to_numpy() == STATUS_CONVERTED
@@ -261,15 +270,15 @@ def write_views(
     return ViewsResult(summary, paths)
 
 
-def read_views(dataset_root: Path, subsamples: Iterable[int]) -> dict[str, pd.DataFrame]:
-    """Both kinds of view for each N (plus 1), keyed by view name."""
+def read_views(dataset_root: Path, subsamples: Iterable[int], **read_kwargs) -> dict[str, pd.DataFrame]:
+    """Both kinds of view for each N (plus 1), keyed by view name (kwargs, e.g. ``columns``, go to ``read_view``)."""
     return {
-        view_name(kind, n): read_view(dataset_root, kind, n)
+        view_name(kind, n): read_view(dataset_root, kind, n, **read_kwargs)
         for n in subsamples_with_full(subsamples)
         for kind in VIEW_KINDS
     }
 
 
-def read_split_views(dataset_root: Path, subsamples: Iterable[int]) -> Mapping[int, pd.DataFrame]:
-    """The ``every_nth_split`` view for each N (plus 1), keyed by N."""
-    return {n: read_view(dataset_root, KIND_SPLIT, n) for n in subsamples_with_full(subsamples)}
+def read_split_views(dataset_root: Path, subsamples: Iterable[int], **read_kwargs) -> Mapping[int, pd.DataFrame]:
+    """The ``every_nth_split`` view for each N (plus 1), keyed by N (kwargs, e.g. ``columns``, go to ``read_view``)."""
+    return {n: read_view(dataset_root, KIND_SPLIT, n, **read_kwargs) for n in subsamples_with_full(subsamples)}
