@@ -181,3 +181,14 @@ def test_changing_a_returned_frame_leaves_the_next_read_intact(tmp_path):
     again = md.read_metadata(folder)
     pd.testing.assert_frame_equal(again.splits, expected)
     assert (again.camera_params["settings_output_img_width"] == 1024.0).all()
+
+
+def test_only_the_latest_files_are_kept(tmp_path):
+    first = write_metadata_csvs(tmp_path / "0")
+    kept = md.read_split_table(first / SPLIT)["frame_id"].to_numpy()
+    assert np.shares_memory(kept, md.read_split_table(first / SPLIT)["frame_id"].to_numpy())
+    for i in range(1, md.MAX_CACHED_FILES + 1):  # as many other files: the first is dropped
+        md.read_split_table(write_metadata_csvs(tmp_path / str(i)) / SPLIT)
+    again = md.read_split_table(first / SPLIT)
+    assert not np.shares_memory(kept, again["frame_id"].to_numpy())
+    pd.testing.assert_frame_equal(again, md.read_split_table(first / SPLIT))

@@ -111,9 +111,12 @@ def _read_csv(path: Path, data: bytes, required: tuple[str, ...], **kwargs) -> p
     return df
 
 
-# (parser, absolute path) -> (SHA-256 of the bytes parsed, the parsed frame).
+# (parser, absolute path) -> (SHA-256 of the bytes parsed, the parsed frame), oldest first.
 _PARSED: dict[tuple[str, str], tuple[bytes, pd.DataFrame]] = {}
 _PARSED_LOCK = threading.Lock()
+# Files kept (the real three take about 5 MB parsed): a long-lived process (code server,
+# test session) that reads many data roots keeps only the latest few.
+MAX_CACHED_FILES = 9
 
 
 def _cached_parse(path: Path, parse: Callable[[Path, bytes], pd.DataFrame]) -> pd.DataFrame:
@@ -136,7 +139,10 @@ def _cached_parse(path: Path, parse: Callable[[Path, bytes], pd.DataFrame]) -> p
         return hit[1].copy(deep=False)
     df = parse(path, data)
     with _PARSED_LOCK:
+        _PARSED.pop(slot, None)
         _PARSED[slot] = (digest, df)
+        while len(_PARSED) > MAX_CACHED_FILES:
+            del _PARSED[next(iter(_PARSED))]
     return df.copy(deep=False)
 
 
