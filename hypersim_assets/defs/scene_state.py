@@ -59,11 +59,11 @@ def _no_partition_can_be_failed(instance: dg.DagsterInstance, keys: Sequence[dg.
     """True when no partition of ``keys`` can show FAILED, known from two cheap reads.
 
     Dagster marks a partition FAILED when its latest unfinished materialisation attempt
-    belongs to a run whose status is FAILURE, and keeps it so in the asset's stored status
-    cache until a later materialisation (even if that run is deleted). So with no FAILURE run
-    in the instance and no failed partition in either stored cache, none is FAILED. The full
-    status query rebuilds the caches (two dozen SQLite round trips per key, 0.1-0.2 s here);
-    this costs two queries. Anything unexpected in a cache answers False (ask in full).
+    belongs to a run whose status is FAILURE, and carries failed partitions forward in the
+    asset's stored status cache. So with no FAILURE run in the instance and no failed
+    partition in either stored cache, none is FAILED. The full status query updates the
+    caches (two dozen SQLite round trips per key, 0.1-0.2 s here); this costs two queries.
+    Anything unexpected in a cache answers False (ask in full).
     """
     if instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=1):
         return False
