@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from hypersim_assets.catalog import metadata as md
-from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
+from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, read_frame_index, write_parquet_atomic
 from hypersim_assets.catalog.index_checks import (
+    INDEX_COLUMNS_FOR_FILES_CHECK,
+    INDEX_COLUMNS_FOR_METADATA_CHECK,
     check_converted_files_exist,
     check_index_matches_metadata,
     check_text_lists_match_views,
@@ -15,8 +19,10 @@ from hypersim_assets.catalog.index_checks import (
 from hypersim_assets.catalog.subsample_views import (
     KIND_SPLIT,
     read_split_views,
+    read_view,
     read_views,
     select_every_nth_split,
+    view_path,
     write_views,
 )
 from hypersim_assets_tests.catalog_fixtures import (
@@ -94,3 +100,51 @@ def test_views_subset_and_text_lists(tmp_path):
         ok, details = check(root, (3,))
         assert not ok and "every_nth_split_N3.parquet" in details["error"]
     assert KIND_SPLIT in next(iter(views))
+
+
+def test_checks_and_views_from_their_columns_equal_those_from_the_whole_index(tmp_path):
+    """The on-disk checks and write_views read only the index and view columns they use; their
+    results equal those computed from the whole index and whole views, passing and failing."""
+    root = tmp_path / "dataset"
+    present = [("ai_001_001", "cam_01", f) for f in range(12)] + [("ai_002_001", "cam_00", 0)]
+    facts = facts_frame(present + [("ai_001_001", "cam_00", 0)])  # converted, but its files are missing
+    tables = synthetic_tables(tmp_path)
+    table = build_frame_index(tables, facts)
+    write_parquet_atomic(table, root / INDEX_FILE)
+    write_converted_files(root, [(s, sc, c, f) for sc, c, f, s in _with_split(tables, present)])
+    whole = table.to_pandas()
+
+    write_views(root, (3, 5))
+    from_disk = {p.name: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != INDEX_FILE}
+    write_views(root, (3, 5), index=whole)
+    assert {p.name: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != INDEX_FILE} == (
+        from_disk
+    )
+
+    for damage in (None, "text", "view"):
+        if damage == "text":
+            (root / "train_every_3th.txt").write_text("ai_001_001/cam_01/0000\n")
+        if damage == "view":
+            write_parquet_atomic(
+                pa.Table.from_pandas(read_view(root, KIND_SPLIT, 5).iloc[[0, 0]], preserve_index=False),
+                view_path(root, KIND_SPLIT, 5),
+            )
+        assert check_views_on_disk(root, (3, 5)) == check_views_subset_of_index(read_views(root, (3, 5)), whole)
+        assert check_text_lists_on_disk(root, (3, 5)) == check_text_lists_match_views(
+            root, read_split_views(root, (3, 5))
+        )
+    assert not check_views_on_disk(root, (3, 5))[0] and not check_text_lists_on_disk(root, (3, 5))[0]
+
+    by_columns = read_frame_index(root, columns=list(INDEX_COLUMNS_FOR_FILES_CHECK))
+    result = check_converted_files_exist(by_columns, root)
+    assert result == check_converted_files_exist(whole, root) and not result[0]
+    by_columns = read_frame_index(root, columns=list(INDEX_COLUMNS_FOR_METADATA_CHECK))
+    changed = tables.splits.iloc[1:]
+    for splits in (tables.splits, changed):
+        assert check_index_matches_metadata(by_columns, splits) == check_index_matches_metadata(whole, splits)
+
+
+def _with_split(tables: md.MetadataTables, frames: list[tuple[str, str, int]]) -> list[tuple[str, str, int, str]]:
+    s = tables.splits
+    split_of = dict(zip(zip(s["scene_name"], s["camera_name"], s["frame_id"]), s["split_partition_name"]))
+    return [(sc, c, f, split_of[(sc, c, f)]) for sc, c, f in frames]

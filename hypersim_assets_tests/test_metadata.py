@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets_tests.catalog_fixtures import TRAJECTORIES, real_metadata_dir, write_metadata_csvs
+
+SPLIT = "metadata_images_split_scene_v1.csv"
+TRAJECTORIES_FILE = "metadata_camera_trajectories.csv"
 
 
 def test_real_metadata_counts_and_types():
@@ -118,3 +125,70 @@ def test_fingerprint_changes_with_content(tmp_path):
     path = folder / "metadata_camera_parameters.csv"
     path.write_text(path.read_text().replace("0.0254", "0.0255"))
     assert md.metadata_fingerprint(folder) != before
+
+
+def _same_tables(a: md.MetadataTables, b: md.MetadataTables) -> None:
+    pd.testing.assert_frame_equal(a.splits, b.splits)
+    pd.testing.assert_frame_equal(a.scene_classes, b.scene_classes)
+    pd.testing.assert_frame_equal(a.camera_params, b.camera_params)
+
+
+def test_repeated_read_reuses_the_parse_and_equals_a_fresh_one(tmp_path):
+    folder = write_metadata_csvs(tmp_path / "a")
+    first = md.read_metadata(folder)
+    second = md.read_metadata(folder)
+    # The second read hands out the first parse (same memory), not a new one...
+    assert np.shares_memory(first.splits["frame_id"].to_numpy(), second.splits["frame_id"].to_numpy())
+    # ...equal to a parse of the same bytes at a path never read before.
+    copy = tmp_path / "b"
+    shutil.copytree(folder, copy)
+    _same_tables(second, md.read_metadata(copy))
+    assert not np.shares_memory(second.splits["frame_id"].to_numpy(), md.read_split_table(copy / SPLIT).to_numpy())
+
+
+def test_changed_file_is_parsed_again_even_with_same_size_and_mtime(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    traj = folder / TRAJECTORIES_FILE
+    assert {f.scene_class for f in md.scene_frames(md.read_metadata(folder), "ai_002_001")} == {"Office"}
+    stat = traj.stat()
+    # Same length and the old timestamps: only the content tells the change.
+    traj.write_text(traj.read_text().replace(",Office,", ",Studio,"))
+    os.utime(traj, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (traj.stat().st_size, traj.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert {f.scene_class for f in md.scene_frames(md.read_metadata(folder), "ai_002_001")} == {"Studio"}
+
+
+def test_failed_parse_is_not_kept(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    split_csv = folder / SPLIT
+    good = split_csv.read_text()
+    md.read_split_table(split_csv)
+    split_csv.write_text(good.replace(",True,", ",maybe,", 1))
+    for _ in range(2):
+        with pytest.raises(md.MetadataError, match="maybe"):
+            md.read_split_table(split_csv)
+    split_csv.write_text(good)
+    assert len(md.read_split_table(split_csv)) == sum(t[4] for t in TRAJECTORIES)
+
+
+def test_changing_a_returned_frame_leaves_the_next_read_intact(tmp_path):
+    folder = write_metadata_csvs(tmp_path)
+    tables = md.read_metadata(folder)
+    expected = tables.splits.copy(deep=True)
+    tables.splits.loc[0, "frame_id"] = 999
+    tables.splits["scene_name"] = "ai_999_999"
+    tables.camera_params.loc[:, "settings_output_img_width"] = 1.0
+    again = md.read_metadata(folder)
+    pd.testing.assert_frame_equal(again.splits, expected)
+    assert (again.camera_params["settings_output_img_width"] == 1024.0).all()
+
+
+def test_only_the_latest_files_are_kept(tmp_path):
+    first = write_metadata_csvs(tmp_path / "0")
+    kept = md.read_split_table(first / SPLIT)["frame_id"].to_numpy()
+    assert np.shares_memory(kept, md.read_split_table(first / SPLIT)["frame_id"].to_numpy())
+    for i in range(1, md.MAX_CACHED_FILES + 1):  # as many other files: the first is dropped
+        md.read_split_table(write_metadata_csvs(tmp_path / str(i)) / SPLIT)
+    again = md.read_split_table(first / SPLIT)
+    assert not np.shares_memory(kept, again["frame_id"].to_numpy())
+    pd.testing.assert_frame_equal(again, md.read_split_table(first / SPLIT))

@@ -6,6 +6,7 @@ import csv
 import re
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from hypersim_assets.catalog import metadata as md
@@ -182,3 +183,17 @@ def test_parse_subsamples():
         parse_subsamples("1,x")
     with pytest.raises(ValueError, match=">= 1"):
         parse_subsamples("0,10")
+
+
+def test_written_views_hold_the_selections_rows(tmp_path):
+    """write_views orders each kind once and picks every N from it: the rows equal the public selections'."""
+    root = tmp_path / "dataset"
+    index = _synthetic_index(tmp_path)
+    write_parquet_atomic(pa.Table.from_pandas(index, preserve_index=False), root / INDEX_FILE)
+    write_views(root, (2, 3, 7))
+    for kind, select in ((KIND_SPLIT, select_every_nth_split), (KIND_TRAJECTORY, select_every_nth_per_trajectory)):
+        for n in (1, 2, 3, 7):
+            expected = select(index, n)[["metadata_row", "stem", "split"]].astype(str).reset_index(drop=True)
+            got = read_view(root, kind, n)[["metadata_row", "stem", "split"]].astype(str)
+            pd.testing.assert_frame_equal(got, expected)
+            assert len(got) > 0

@@ -33,7 +33,8 @@ class _DirCache:
 
 
 def _path_matrix(index: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
-    return [index[col].to_numpy(dtype=object)[rows] for col in PATH_COLUMNS.values()]
+    """Each path column at positions ``rows``; only those rows become Python strings."""
+    return [index[col].iloc[rows].to_numpy(dtype=object) for col in PATH_COLUMNS.values()]
 
 
 def frame_files_present(index: pd.DataFrame, dataset_root: Path, rows: np.ndarray | None = None) -> np.ndarray:

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from hypersim_assets.catalog.frame_files import missing_frame_files
-from hypersim_assets.catalog.frame_index import read_frame_index
+from hypersim_assets.catalog.frame_index import PATH_COLUMNS, read_frame_index
 from hypersim_assets.catalog.subsample_views import (
+    ELIGIBILITY_COLUMNS,
     SPLITS,
     eligible_frames,
     read_split_views,
@@ -24,6 +25,15 @@ from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 from hypersim_assets.common.layout import SPLIT_DIR_NAMES
 
 _EXAMPLES = 20  # how many offending items a details dict lists
+
+# The columns each check reads: the index has about 60, and a check that reads them all
+# spends most of its time turning unused ones into pandas.
+_KEY_COLUMNS: tuple[str, ...] = ("scene", "camera", "frame_id")
+INDEX_COLUMNS_FOR_METADATA_CHECK: tuple[str, ...] = _KEY_COLUMNS + ("included_in_public_release", "split")
+INDEX_COLUMNS_FOR_FILES_CHECK: tuple[str, ...] = ("status", *PATH_COLUMNS.values())
+_INDEX_COLUMNS_FOR_VIEWS_CHECK: tuple[str, ...] = tuple(dict.fromkeys(_KEY_COLUMNS + ELIGIBILITY_COLUMNS))
+_VIEW_COLUMNS_FOR_VIEWS_CHECK: tuple[str, ...] = _KEY_COLUMNS + ("split",)
+_VIEW_COLUMNS_FOR_TEXT_CHECK: tuple[str, ...] = ("split", "present", "stem")
 
 
 def _keys(df: pd.DataFrame, scene: str, camera: str) -> np.ndarray:
@@ -145,8 +155,8 @@ def check_views_on_disk(dataset_root: Path, subsamples: Iterable[int]) -> tuple[
     A missing view or index fails the check, naming the file.
     """
     try:
-        views = read_views(dataset_root, subsamples)
-        index = read_frame_index(dataset_root)
+        views = read_views(dataset_root, subsamples, columns=list(_VIEW_COLUMNS_FOR_VIEWS_CHECK))
+        index = read_frame_index(dataset_root, columns=list(_INDEX_COLUMNS_FOR_VIEWS_CHECK))
     except FileNotFoundError as exc:
         return False, {"error": str(exc)}
     return check_views_subset_of_index(views, index)
@@ -158,7 +168,7 @@ def check_text_lists_on_disk(dataset_root: Path, subsamples: Iterable[int]) -> t
     A missing view fails the check, naming the file.
     """
     try:
-        split_views = read_split_views(dataset_root, subsamples)
+        split_views = read_split_views(dataset_root, subsamples, columns=list(_VIEW_COLUMNS_FOR_TEXT_CHECK))
     except FileNotFoundError as exc:
         return False, {"error": str(exc)}
     return check_text_lists_match_views(dataset_root, split_views)

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hypersim_assets.catalog.frame_files import frame_files_present
-from hypersim_assets.catalog.frame_index import read_frame_index
+from hypersim_assets.catalog.frame_index import PATH_COLUMNS, read_frame_index
 from hypersim_assets.common.atomic_files import write_parquet_atomic, write_text_atomic
 from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 
@@ -119,6 +119,14 @@ def text_list_name(split: str, n: int) -> str:
     return f"{split}.txt" if int(n) == 1 else f"{split}_every_{int(n)}th.txt"
 
 
+# Index columns that decide eligibility and order (eligible_frames), and those write_views reads:
+# the view columns, eligibility, and the paths that say whether a frame is present.
+ELIGIBILITY_COLUMNS: tuple[str, ...] = ("included_in_public_release", "blacklisted", "split", "metadata_row")
+INDEX_COLUMNS_FOR_VIEWS: tuple[str, ...] = tuple(
+    dict.fromkeys([f.name for f in VIEW_SCHEMA if f.name != "present"] + list(ELIGIBILITY_COLUMNS))
+) + tuple(PATH_COLUMNS.values())
+
+
 # -- selection (pure) ---------------------------------------------------------------------
 
 
@@ -138,6 +146,32 @@ def _split_rank(split: pd.Series) -> np.ndarray:
     return ranks.to_numpy(dtype=np.int8)
 
 
+def _split_order(eligible: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Eligible rows grouped by split (train, valid, test), metadata order within, and each row's
+    position within its split: every N-th is ``position % N == 0`` (the order does not depend on N)."""
+    rows = eligible.assign(_rank=_split_rank(eligible["split"])).sort_values(["_rank", "metadata_row"], kind="stable")
+    position = rows.groupby("_rank", sort=False).cumcount().to_numpy()
+    return rows.drop(columns="_rank"), position
+
+
+def _trajectory_order(eligible: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Eligible rows ordered by split, scene, camera, frame_id, and each row's position within its trajectory."""
+    rows = eligible.assign(
+        _rank=_split_rank(eligible["split"]),
+        _scene=eligible["scene"].astype(str),
+        _camera=eligible["camera"].astype(str),
+    ).sort_values(["_rank", "_scene", "_camera", "frame_id"], kind="stable")
+    position = rows.groupby(["_scene", "_camera"], sort=False).cumcount().to_numpy()
+    return rows.drop(columns=["_rank", "_scene", "_camera"]), position
+
+
+def _every_nth(order: tuple[pd.DataFrame, np.ndarray], n: int) -> pd.DataFrame:
+    if n < 1:
+        raise ValueError(f"subsample must be >= 1, got {n}")
+    rows, position = order
+    return rows[position % n == 0]
+
+
 def select_every_nth_split(index: pd.DataFrame, n: int) -> pd.DataFrame:
     """Every N-th eligible frame of each split in metadata order (the reference's subsample).
 
@@ -145,10 +179,7 @@ def select_every_nth_split(index: pd.DataFrame, n: int) -> pd.DataFrame:
     """
     if n < 1:
         raise ValueError(f"subsample must be >= 1, got {n}")
-    rows = eligible_frames(index)
-    rows = rows.assign(_rank=_split_rank(rows["split"])).sort_values(["_rank", "metadata_row"], kind="stable")
-    position = rows.groupby("_rank", sort=False).cumcount().to_numpy()
-    return rows[position % n == 0].drop(columns="_rank")
+    return _every_nth(_split_order(eligible_frames(index)), n)
 
 
 def select_every_nth_per_trajectory(index: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -158,14 +189,7 @@ def select_every_nth_per_trajectory(index: pd.DataFrame, n: int) -> pd.DataFrame
     """
     if n < 1:
         raise ValueError(f"subsample must be >= 1, got {n}")
-    rows = eligible_frames(index)
-    rows = rows.assign(
-        _rank=_split_rank(rows["split"]),
-        _scene=rows["scene"].astype(str),
-        _camera=rows["camera"].astype(str),
-    ).sort_values(["_rank", "_scene", "_camera", "frame_id"], kind="stable")
-    position = rows.groupby(["_scene", "_camera"], sort=False).cumcount().to_numpy()
-    return rows[position % n == 0].drop(columns=["_rank", "_scene", "_camera"])
+    return _every_nth(_trajectory_order(eligible_frames(index)), n)
 
 
 def _view_table(rows: pd.DataFrame, present: np.ndarray) -> pa.Table:
@@ -220,25 +244,29 @@ def write_views(
 ) -> ViewsResult:
     """Write both view kinds for every N (plus N = 1) and the reference's text lists.
 
-    ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``.
+    ``index``: the frame index as a DataFrame; default: read ``<dataset>/frame_index.parquet``
+    (its INDEX_COLUMNS_FOR_VIEWS, all that is used).
     Presence on disk is looked up once for all eligible converted frames. Every file is
     written atomically.
     """
     dataset_root = Path(dataset_root)
     if index is None:
-        index = read_frame_index(dataset_root)
+        index = read_frame_index(dataset_root, columns=list(INDEX_COLUMNS_FOR_VIEWS))
     index = index.reset_index(drop=True)
     values = subsamples_with_full(subsamples)
     converted = index["status"].astype(object).to_numpy() == STATUS_CONVERTED
-    eligible = index.index.isin(eligible_frames(index).index)
+    eligible_rows = eligible_frames(index)
+    eligible = index.index.isin(eligible_rows.index)
     present_all = frame_files_present(index, dataset_root, rows=converted & eligible)
+    # Each kind's order is computed once; every N picks from it.
+    orders = {KIND_SPLIT: _split_order(eligible_rows), KIND_TRAJECTORY: _trajectory_order(eligible_rows)}
 
     summary: dict = {"views": {}, "present": {}, "text_lists": {}}
     paths: list[str] = []
     split_views: dict[int, pd.DataFrame] = {}
     for n in values:
-        for kind, select in ((KIND_SPLIT, select_every_nth_split), (KIND_TRAJECTORY, select_every_nth_per_trajectory)):
-            rows = select(index, n)
+        for kind in (KIND_SPLIT, KIND_TRAJECTORY):
+            rows = _every_nth(orders[kind], n)
             present = present_all[rows.index.to_numpy()]
             table = _view_table(rows, present)
             path = write_parquet_atomic(table, view_path(dataset_root, kind, n))
@@ -261,15 +289,15 @@ def write_views(
     return ViewsResult(summary, paths)
 
 
-def read_views(dataset_root: Path, subsamples: Iterable[int]) -> dict[str, pd.DataFrame]:
-    """Both kinds of view for each N (plus 1), keyed by view name."""
+def read_views(dataset_root: Path, subsamples: Iterable[int], **read_kwargs) -> dict[str, pd.DataFrame]:
+    """Both kinds of view for each N (plus 1), keyed by view name (kwargs, e.g. ``columns``, go to ``read_view``)."""
     return {
-        view_name(kind, n): read_view(dataset_root, kind, n)
+        view_name(kind, n): read_view(dataset_root, kind, n, **read_kwargs)
         for n in subsamples_with_full(subsamples)
         for kind in VIEW_KINDS
     }
 
 
-def read_split_views(dataset_root: Path, subsamples: Iterable[int]) -> Mapping[int, pd.DataFrame]:
-    """The ``every_nth_split`` view for each N (plus 1), keyed by N."""
-    return {n: read_view(dataset_root, KIND_SPLIT, n) for n in subsamples_with_full(subsamples)}
+def read_split_views(dataset_root: Path, subsamples: Iterable[int], **read_kwargs) -> Mapping[int, pd.DataFrame]:
+    """The ``every_nth_split`` view for each N (plus 1), keyed by N (kwargs, e.g. ``columns``, go to ``read_view``)."""
+    return {n: read_view(dataset_root, KIND_SPLIT, n, **read_kwargs) for n in subsamples_with_full(subsamples)}

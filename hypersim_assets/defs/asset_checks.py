@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.catalog.frame_index import read_frame_index
 from hypersim_assets.catalog.index_checks import (
+    INDEX_COLUMNS_FOR_FILES_CHECK,
+    INDEX_COLUMNS_FOR_METADATA_CHECK,
     check_converted_files_exist,
     check_index_matches_metadata,
     check_text_lists_on_disk,
@@ -208,7 +210,7 @@ def outputs_complete(context: dg.AssetCheckExecutionContext, hypersim: HypersimR
 )
 def rows_match_metadata(hypersim: HypersimResource) -> dg.AssetCheckResult:
     try:
-        index = read_frame_index(hypersim.dataset_root())
+        index = read_frame_index(hypersim.dataset_root(), columns=list(INDEX_COLUMNS_FOR_METADATA_CHECK))
     except FileNotFoundError as exc:
         return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
     tables = md.read_metadata(hypersim.raw_root(), camera_parameters=False)
@@ -224,7 +226,7 @@ def rows_match_metadata(hypersim: HypersimResource) -> dg.AssetCheckResult:
 def converted_files_exist(hypersim: HypersimResource) -> dg.AssetCheckResult:
     dataset_root = hypersim.dataset_root()
     try:
-        index = read_frame_index(dataset_root)
+        index = read_frame_index(dataset_root, columns=list(INDEX_COLUMNS_FOR_FILES_CHECK))
     except FileNotFoundError as exc:
         return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
     passed, details = check_converted_files_exist(index, dataset_root)
