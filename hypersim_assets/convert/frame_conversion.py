@@ -222,9 +222,9 @@ def convert_arrays(
             )
         M = reprojection.m_cam_from_uv(camera_params)
         intr = reprojection.pinhole_intrinsics(M)
-        points = reprojection.camera_points(_unit_rays(M, h, w), distance)
-        depth_mm = depth_mod.depth_mm_from_z(points[2].reshape(h, w))
-        rep = reprojection.reprojection(points, intr, h, w)
+        rep, depth_mm = reprojection.pinhole_reprojection(
+            _unit_rays(M, h, w), distance, intr, depth_mod.depth_mm_from_z
+        )
         # The ids, not the instance image, are resampled: a pixel map commutes with building the
         # image per pixel (a zero pixel's image is zero), and the ids are needed for the boxes.
         rgb, depth_mm, normal, semantic, ids = (rep.apply(a) for a in (rgb, depth_mm, normal, semantic, ids))

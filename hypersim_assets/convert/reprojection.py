@@ -10,9 +10,8 @@ are normalised by image width/height; depth PNG values are z in millimetres.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -150,20 +149,12 @@ def unique_hits(uv: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reprojection:
-    """Where each kept source pixel lands: ``source`` flat source indices, ``target`` flat target indices."""
+    """Per target pixel (flat index), its source pixel, or H*W (a zero pixel appended to the
+    source) where no point lands alone."""
 
-    source: np.ndarray
-    target: np.ndarray
+    gather: np.ndarray  # (H*W,) intp
     height: int
     width: int
-
-    @cached_property
-    def gather(self) -> np.ndarray:
-        """Per target pixel, its source pixel, or H*W (a zero pixel appended to the source) where none lands."""
-        n = self.height * self.width
-        g = np.full(n, n, dtype=np.intp)
-        g[self.target] = self.source
-        return g
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The image resampled onto the pinhole camera; pixels nothing maps to are 0."""
@@ -177,14 +168,80 @@ class Reprojection:
         return np.take(padded, self.gather, axis=0).reshape(image.shape)
 
 
+def _from_linear(linear: np.ndarray, height: int, width: int) -> Reprojection:
+    """The reprojection from each source pixel's flat target index (H*W where it lands nowhere):
+    a target pixel takes its source where exactly one lands on it (:func:`unique_hits`)."""
+    pixels = height * width
+    counts = np.bincount(linear, minlength=pixels + 1)
+    last = np.empty(pixels + 1, dtype=np.intp)  # read only where exactly one source wrote it
+    last[linear] = np.arange(linear.size, dtype=np.intp)
+    return Reprojection(gather=np.where(counts[:pixels] == 1, last[:pixels], pixels), height=height, width=width)
+
+
 def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
     """The pinhole resampling of a frame whose camera points (3, H*W) are ``points``: the points
     alone on their pixel (:func:`unique_hits`, on flat pixel indices computed once)."""
     u, v, lands = project_to_pixels(points, intrinsics, height, width)
-    pixels = height * width
     linear = v.astype(np.intp)
     linear *= width
     linear += u
-    linear[~lands] = pixels
-    hits = _lone_hits(linear, pixels)
-    return Reprojection(source=hits, target=linear[hits], height=height, width=width)
+    linear[~lands] = height * width
+    return _from_linear(linear, height, width)
+
+
+_BLOCK = 32768  # pixels per step of pinhole_reprojection: its float64 temporaries stay in L2
+
+
+def pinhole_reprojection(
+    ray_columns: np.ndarray,
+    distance_m: np.ndarray,
+    intrinsics: Mapping[str, float],
+    z_map: Callable[[np.ndarray], np.ndarray],
+    block_pixels: int = _BLOCK,
+) -> tuple[Reprojection, np.ndarray]:
+    """:func:`reprojection` of the :func:`camera_points` of ``distance_m`` (H, W; NaN already
+    replaced by 0), and ``z_map`` (an element-wise function, such as the depth encoding) of the
+    points' z as an (H, W) array.
+
+    The same float64 operations in the same order per point as those functions, done a block
+    of pixels at a time into reused buffers: the (3, H*W) points and the full-size temporaries
+    of the projection are never made. ``block_pixels``: pixels per step.
+    """
+    height, width = distance_m.shape
+    n = height * width
+    d16 = distance_m.reshape(-1)
+    linear = np.empty(n, dtype=np.intp)
+    mapped: np.ndarray | None = None
+    fx, cx, fy, cy = intrinsics["fx"], intrinsics["cx"], intrinsics["fy"], intrinsics["cy"]
+    d_buf, z_buf, a_buf = (np.empty(min(block_pixels, n)) for _ in range(3))
+    p_buf = np.empty(min(block_pixels, n), dtype=np.int16)
+    with np.errstate(divide="ignore", invalid="ignore"):  # z == 0: inf or NaN, masked out
+        for s in range(0, n, block_pixels):
+            e = min(s + block_pixels, n)
+            d, z, a, p, lin = d_buf[: e - s], z_buf[: e - s], a_buf[: e - s], p_buf[: e - s], linear[s:e]
+            np.copyto(d, d16[s:e])
+            np.multiply(ray_columns[2, s:e], d, out=z)
+            zm = z_map(z)
+            if mapped is None:
+                mapped = np.empty(n, dtype=zm.dtype)
+            mapped[s:e] = zm
+            np.multiply(ray_columns[1, s:e], d, out=a)
+            _pixel_axis_into(a, z, fy, cy, height, p)
+            np.copyto(lin, p)  # widened before the multiply, as in reprojection()
+            lin *= width
+            np.multiply(ray_columns[0, s:e], d, out=a)
+            _pixel_axis_into(a, z, fx, cx, width, p)
+            lin += p
+            lin[z == 0] = n
+    assert mapped is not None
+    return _from_linear(linear, height, width), mapped.reshape(height, width)
+
+
+def _pixel_axis_into(a: np.ndarray, z: np.ndarray, f: float, c: float, size: int, out: np.ndarray) -> None:
+    """:func:`_pixel_axis` into the int16 ``out``, overwriting ``a``."""
+    np.divide(a, z, out=a)
+    a *= f
+    a += c
+    a *= size - 0.5
+    np.copyto(out, a, casting="unsafe")
+    np.clip(out, 0, size - 1, out=out)
