@@ -55,6 +55,8 @@ def test_missing_and_corrupt_inputs_name_scene_camera_frame_and_file(scene_dir, 
     [
         {"compression": "gzip", "compression_opts": 9},  # upstream's layout: read through libdeflate
         {"compression": "gzip", "compression_opts": 1, "chunks": (7, 9, 3)},  # edge chunks padded
+        {"compression": "gzip", "chunks": (7, 9, 2)},  # the last axis split into chunks, one of them partial
+        {"compression": "gzip", "chunks": (50, 16, 1)},  # one row of chunks
         {"compression": "gzip", "shuffle": True},  # another filter: left to h5py
         {"compression": "lzf"},
         {},  # contiguous
@@ -67,8 +69,27 @@ def test_whole_dataset_reads_equal_h5py(tmp_path, options):
     with h5py.File(path, "w") as f:
         f.create_dataset("dataset", data=data, **options)
     with h5py.File(path, "r") as f:
-        got = H._read_whole(f["dataset"])
+        got = H._read_whole(f["dataset"].id, path)
         assert got.dtype == data.dtype and np.array_equal(got, f["dataset"][()]) and np.array_equal(got, data)
+
+
+def test_unallocated_chunks_read_as_the_fill_value(tmp_path):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset(
+            "dataset", shape=(16, 16), dtype=np.int16, chunks=(8, 8), compression="gzip", fillvalue=-7
+        )
+        ds[:8, :8] = 5  # one of four chunks stored
+    got = H._read_dataset(path, "ai_037_002", "cam_00", 0)
+    assert got[:8, :8].tolist() == [[5] * 8] * 8 and (got[8:] == -7).all() and (got[:8, 8:] == -7).all()
+
+
+def test_dataset_that_is_a_group_is_corrupt(tmp_path):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_group("dataset")
+    with pytest.raises(H.FrameInputCorrupt, match="x.hdf5.*'dataset'"):
+        H._read_dataset(path, "ai_037_002", "cam_00", 0)
 
 
 def test_corrupt_gzip_chunk_is_an_error(tmp_path):
@@ -78,4 +99,4 @@ def test_corrupt_gzip_chunk_is_an_error(tmp_path):
         ds[...] = np.arange(256, dtype=np.int16).reshape(16, 16)
         ds.id.write_direct_chunk((8, 0), b"not a zlib stream")
     with h5py.File(path, "r") as f, pytest.raises(ValueError, match="does not inflate"):
-        H._read_whole(f["dataset"])
+        H._read_whole(f["dataset"].id, path)
