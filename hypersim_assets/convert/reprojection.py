@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -174,8 +175,18 @@ def _from_linear(linear: np.ndarray, height: int, width: int) -> Reprojection:
     pixels = height * width
     counts = np.bincount(linear, minlength=pixels + 1)
     last = np.empty(pixels + 1, dtype=np.intp)  # read only where exactly one source wrote it
-    last[linear] = np.arange(linear.size, dtype=np.intp)
-    return Reprojection(gather=np.where(counts[:pixels] == 1, last[:pixels], pixels), height=height, width=width)
+    last[linear] = _indices(linear.size)
+    gather = last[:pixels]
+    gather[counts[:pixels] != 1] = pixels
+    return Reprojection(gather=gather, height=height, width=width)
+
+
+@lru_cache(maxsize=2)
+def _indices(n: int) -> np.ndarray:
+    """``arange(n)`` as intp, read-only, kept for the next frame of the same size."""
+    out = np.arange(n, dtype=np.intp)
+    out.setflags(write=False)
+    return out
 
 
 def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
