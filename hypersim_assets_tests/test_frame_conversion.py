@@ -240,3 +240,37 @@ def test_depth_anomaly_counts_from_float16_bits_equal_float_tests():
     clean, nan = D.distance_without_nan(depth)
     assert nan == int(np.isnan(as32).sum()) and not np.isnan(clean).any()
     assert np.array_equal(clean, np.nan_to_num(depth, nan=0.0))
+
+
+@pytest.mark.parametrize("case", ["mixed", "extremes", "empty"])
+def test_depth_facts_equal_masked_numpy_statistics(case):
+    rng = np.random.default_rng(12)
+    depth = rng.integers(0, 65536, (48, 64)).astype(np.uint16)
+    depth[rng.random((48, 64)) < 0.3] = 0
+    if case == "extremes":
+        depth[0, :3] = [1, 65535, 0]
+    if case == "empty":
+        depth[:] = 0
+    sem = rng.integers(0, 41, (48, 64)).astype(np.uint8)
+    ids = rng.integers(0, 5, (48, 64)).astype(np.uint16)
+    frame = fc.ConvertedFrame(
+        rgb=np.zeros((48, 64, 3), np.uint8),
+        depth_mm=depth,
+        normal=np.zeros((48, 64, 3), np.uint8),
+        semantic=sem,
+        instance=labels.instance_image(sem, ids),
+        extrinsics={k: 0.0 for k in ("x", "y", "z", "quat_x", "quat_y", "quat_z", "quat_w")},
+        intrinsics={"fx": 1.0, "fy": 1.0, "cx": 0.5, "cy": 0.5, "a": 0.001, "b": -1},
+        boxes={},
+        orientations={},
+        rotation_valid=True,
+        nan_pixels=0,
+    )
+    facts = fc.frame_facts_of(frame, fc.FrameFacts("ai_001_001", "cam_00", 0, "failed"), 0)
+    valid = depth[depth > 0]
+    if case == "empty":
+        assert (facts.depth_min_mm, facts.depth_max_mm, facts.depth_mean_mm) == (None, None, None)
+        return
+    assert facts.depth_min_mm == int(valid.min()) and facts.depth_max_mm == int(valid.max())
+    assert facts.depth_mean_mm == float(np.mean(valid.astype(np.float64)))
+    assert facts.instance_count == 4 and facts.classes_present == sorted(set(sem.ravel().tolist()) - {0})

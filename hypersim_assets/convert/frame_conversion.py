@@ -355,26 +355,25 @@ def _write_if_changed(data: bytes, path: Path, fsync: bool) -> None:
 
 def frame_facts_of(frame: ConvertedFrame, base: FrameFacts, output_bytes: int) -> FrameFacts:
     """Fill ``base`` with the facts of a converted frame."""
-    # Counting passes instead of sorts and masked copies, with the same numbers: the depth mean is
-    # the exact integer sum over the count, as numpy's float64 sum of uint16 values is (exact below
-    # 2**53 / 65535 pixels), then divided the same correctly rounded way.
+    # Counting and reducing passes instead of sorts and masked copies, with the same numbers: the
+    # depth mean is the exact integer sum over the count, as numpy's float64 sum of uint16 values
+    # is (exact below 2**53 / 65535 pixels), then divided the same correctly rounded way; the
+    # smallest non-zero depth is the minimum of depth - 1 with 0 wrapped round to 65535, plus 1.
     ids = frame.instance_ids_present
     if ids is None:
         ids = labels.values_present(labels.instance_ids_of_image(frame.instance))
     class_counts = np.bincount(frame.semantic.ravel(), minlength=1)
-    depth_counts = np.bincount(frame.depth_mm.ravel(), minlength=1)
-    depth_counts[0] = 0
-    depths = np.flatnonzero(depth_counts)
-    valid = int(depth_counts.sum())
+    depth = frame.depth_mm.ravel()
+    valid = int(np.count_nonzero(depth))
     base.status = STATUS_CONVERTED
     base.rotation_valid = frame.rotation_valid
     base.nan_pixels = frame.nan_pixels
     base.depth_inf_pixels = frame.depth_inf_pixels
     base.depth_negative_pixels = frame.depth_negative_pixels
     base.void_fraction = float(int(class_counts[0]) / frame.semantic.size)
-    base.depth_min_mm = int(depths[0]) if valid else None
-    base.depth_max_mm = int(depths[-1]) if valid else None
-    base.depth_mean_mm = int(np.dot(depth_counts, np.arange(depth_counts.size))) / valid if valid else None
+    base.depth_min_mm = int(np.subtract(depth, np.uint16(1)).min()) + 1 if valid else None
+    base.depth_max_mm = int(depth.max()) if valid else None
+    base.depth_mean_mm = int(depth.sum(dtype=np.uint64)) / valid if valid else None
     base.instance_count = int(np.count_nonzero(ids))
     base.classes_present = [int(c) for c in np.flatnonzero(class_counts) if c != 0]
     base.output_bytes = int(output_bytes)
