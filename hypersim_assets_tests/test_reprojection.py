@@ -113,3 +113,24 @@ def test_blocked_pinhole_reprojection_equals_the_whole_array_steps(block_pixels)
     assert depth.dtype == np.uint16 and np.array_equal(depth, expected_depth)
     assert np.array_equal(rep.gather, expected.gather)
     assert 0 < np.count_nonzero(rep.gather == h * w) < h * w  # some target pixels stay empty
+
+
+def test_apply_gives_the_same_images_in_any_order_of_sizes_and_dtypes():
+    """apply reuses one padded buffer across calls: growing, shrinking and changing dtype."""
+    h, w = 12, 16
+    M = R.m_cam_from_uv(camera_params(h, w, tilt_shift=True))
+    rng = np.random.default_rng(13)
+    distance = rng.uniform(1.0, 9.0, (h, w)).astype(np.float16)
+    images = [
+        rng.integers(1, 255, (h, w), dtype=np.uint8),
+        rng.integers(1, 255, (h, w, 3), dtype=np.uint8),
+        rng.integers(1, 65535, (h, w), dtype=np.uint16),
+        rng.integers(1, 255, (h, w), dtype=np.uint8),
+    ]
+    rep, _ = R.pinhole_reprojection(
+        R.flipped_ray_columns(R.unit_rays(M, h, w)), distance, R.pinhole_intrinsics(M), np.copy
+    )
+    once = [R.Reprojection(rep.gather, h, w).apply(img) for img in images]  # each on a fresh instance
+    assert all(np.array_equal(rep.apply(img), o) and rep.apply(img).dtype == img.dtype for img, o in zip(images, once))
+    holes = rep.gather == h * w
+    assert holes.any() and all((o.reshape(h * w, -1)[holes] == 0).all() for o in once)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -168,10 +168,19 @@ class Reprojection:
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"image {image.shape} does not match the reprojection's {self.height}x{self.width}")
         flat = image.reshape(n, -1)
-        padded = np.empty((n + 1, flat.shape[1]), dtype=image.dtype)
+        size = (n + 1) * flat.shape[1] * image.dtype.itemsize
+        if self._scratch[0].size < size:
+            self._scratch[0] = np.empty(size, dtype=np.uint8)
+        padded = self._scratch[0][:size].view(image.dtype).reshape(n + 1, flat.shape[1])
         padded[:n] = flat
         padded[n] = 0
         return np.take(padded, self.gather, axis=0).reshape(image.shape)
+
+    @cached_property
+    def _scratch(self) -> list[np.ndarray]:
+        """Bytes for the padded copy of the image being resampled, reused by the frame's images
+        (fewer fresh pages per frame; so one Reprojection is not for concurrent use)."""
+        return [np.empty(0, dtype=np.uint8)]
 
 
 def _from_linear(linear: np.ndarray, height: int, width: int) -> Reprojection:
