@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import h5py
 import numpy as np
-import pytest
 
 from hypersim_assets.convert import depth as D
 from hypersim_assets.convert import reprojection as R
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "hypersim-reference"
+from hypersim_assets_tests.conftest import require_shared
 
 
 def test_z_to_mm_truncates_and_drops_values_above_65535():
@@ -45,9 +41,9 @@ def test_legacy_depth_matches_an_independent_formula():
     assert got[0, 0] == 0 and (got[d.astype(np.float32) > 66] == 0).all()
 
 
-@pytest.mark.skipif(not (REFERENCE / "ai_037_002").is_dir(), reason="shared hypersim-reference data absent")
 def test_real_frame_depth_ai_037_002():
-    with h5py.File(REFERENCE / "ai_037_002/images/scene_cam_00_geometry_hdf5/frame.0000.depth_meters.hdf5") as f:
+    path = require_shared("ai_037_002/images/scene_cam_00_geometry_hdf5/frame.0000.depth_meters.hdf5")
+    with h5py.File(path) as f:
         distance = f["dataset"][()]
     rows = {
         "M_cam_from_uv_00": 0.579607251426182,
@@ -62,8 +58,14 @@ def test_real_frame_depth_ai_037_002():
     }
     h, w = distance.shape
     clean, nan_count = D.distance_without_nan(distance)
-    points = R.camera_points(R.flipped_ray_columns(R.unit_rays(R.m_cam_from_uv(rows), h, w)), clean)
+    M = R.m_cam_from_uv(rows)
+    rays = R.flipped_ray_columns(R.unit_rays(M, h, w))
+    points = R.camera_points(rays, clean)
     depth = D.depth_mm_from_z(points[2].reshape(h, w))
+    # The blocked path the conversion takes gives the same depth and pixel map, bit for bit.
+    rep, blocked_depth = R.pinhole_reprojection(rays, clean, R.pinhole_intrinsics(M), D.depth_mm_from_z)
+    assert np.array_equal(blocked_depth, depth)
+    assert np.array_equal(rep.gather, R.reprojection(points, R.pinhole_intrinsics(M), h, w).gather)
     assert depth.shape == (768, 1024) and depth.dtype == np.uint16
     # z never exceeds the distance along the ray, and is close to it near the image centre.
     valid = (clean > 0) & (clean.astype(np.float64) * 1000 < 65535)

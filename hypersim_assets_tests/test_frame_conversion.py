@@ -12,6 +12,7 @@ from PIL import Image
 
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths
 from hypersim_assets.convert import depth as D
+from hypersim_assets.convert import frame_conversion as fc
 from hypersim_assets.convert import labels, normals, reprojection, tonemapping
 from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION, ConversionSettings, convert_frame, marker_path
 from hypersim_assets.convert.hdf5_frames import read_frame_images
@@ -208,3 +209,68 @@ def test_infinite_and_negative_depth_are_counted_and_written_as_the_reference_do
     rep = reprojection.reprojection(pts, reprojection.pinhole_intrinsics(M), H, W)
     depth_png = _read(tmp_path / "out" / frame_output_paths("train", SCENE, "cam_00", 0)["depth"])[1]
     assert np.array_equal(depth_png, rep.apply(D.depth_mm_from_z(pts[2].reshape(H, W))))
+
+
+def test_nan_pixel_count_from_float16_bits_equals_isnan():
+    """Every NaN pattern (quiet, signalling, negative) counts, infinities do not, per pixel once."""
+    rng = np.random.default_rng(9)
+    depth = rng.uniform(0, 20, (40, 50)).astype(np.float16)
+    normal = rng.uniform(-1, 1, (40, 50, 3)).astype(np.float16)
+    for a, patterns in ((depth, (0x7E00, 0xFE00, 0x7C01, 0x7C00, 0xFC00)), (normal, (0x7FFF, 0xFC01, 0x7C00))):
+        bits = a.view(np.uint16).reshape(-1)
+        for p in patterns:
+            bits[rng.integers(0, bits.size, 60)] = p
+    expected = int(np.count_nonzero(np.isnan(depth) | np.isnan(normal).any(axis=-1)))
+    assert expected > 0
+    assert fc._nan_pixels(depth, normal) == expected
+    assert fc._nan_pixels(depth.astype(np.float32), normal.astype(np.float32)) == expected
+
+
+def test_depth_anomaly_counts_from_float16_bits_equal_float_tests():
+    """+-inf count as infinite; negative means finite and below 0 (not -0, not NaN), edge patterns included."""
+    rng = np.random.default_rng(10)
+    depth = rng.uniform(-3, 20, (30, 40)).astype(np.float16)
+    bits = depth.view(np.uint16).reshape(-1)
+    for p in (0x8000, 0x8001, 0xFBFF, 0xFC00, 0x7C00, 0xFE00, 0x7E00, 0x0001, 0x7BFF):
+        bits[rng.integers(0, bits.size, 25)] = p
+    as32 = depth.astype(np.float32)
+    expected = (int(np.isinf(as32).sum()), int((np.isfinite(as32) & (as32 < 0)).sum()))
+    assert fc._depth_anomalies(depth) == expected == fc._depth_anomalies(as32)
+    assert expected[0] > 0 and expected[1] > 0
+    clean, nan = D.distance_without_nan(depth)
+    assert nan == int(np.isnan(as32).sum()) and not np.isnan(clean).any()
+    assert np.array_equal(clean, np.nan_to_num(depth, nan=0.0))
+
+
+@pytest.mark.parametrize("case", ["mixed", "extremes", "empty"])
+def test_depth_facts_equal_masked_numpy_statistics(case):
+    rng = np.random.default_rng(12)
+    depth = rng.integers(0, 65536, (48, 64)).astype(np.uint16)
+    depth[rng.random((48, 64)) < 0.3] = 0
+    if case == "extremes":
+        depth[0, :3] = [1, 65535, 0]
+    if case == "empty":
+        depth[:] = 0
+    sem = rng.integers(0, 41, (48, 64)).astype(np.uint8)
+    ids = rng.integers(0, 5, (48, 64)).astype(np.uint16)
+    frame = fc.ConvertedFrame(
+        rgb=np.zeros((48, 64, 3), np.uint8),
+        depth_mm=depth,
+        normal=np.zeros((48, 64, 3), np.uint8),
+        semantic=sem,
+        instance=labels.instance_image(sem, ids),
+        extrinsics={k: 0.0 for k in ("x", "y", "z", "quat_x", "quat_y", "quat_z", "quat_w")},
+        intrinsics={"fx": 1.0, "fy": 1.0, "cx": 0.5, "cy": 0.5, "a": 0.001, "b": -1},
+        boxes={},
+        orientations={},
+        rotation_valid=True,
+        nan_pixels=0,
+    )
+    facts = fc.frame_facts_of(frame, fc.FrameFacts("ai_001_001", "cam_00", 0, "failed"), 0)
+    valid = depth[depth > 0]
+    if case == "empty":
+        assert (facts.depth_min_mm, facts.depth_max_mm, facts.depth_mean_mm) == (None, None, None)
+        return
+    assert facts.depth_min_mm == int(valid.min()) and facts.depth_max_mm == int(valid.max())
+    assert facts.depth_mean_mm == float(np.mean(valid.astype(np.float64)))
+    assert facts.instance_count == 4 and facts.classes_present == sorted(set(sem.ravel().tolist()) - {0})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import h5py
 import numpy as np
 import pytest
@@ -55,6 +57,8 @@ def test_missing_and_corrupt_inputs_name_scene_camera_frame_and_file(scene_dir, 
     [
         {"compression": "gzip", "compression_opts": 9},  # upstream's layout: read through libdeflate
         {"compression": "gzip", "compression_opts": 1, "chunks": (7, 9, 3)},  # edge chunks padded
+        {"compression": "gzip", "chunks": (7, 9, 2)},  # the last axis split into chunks, one of them partial
+        {"compression": "gzip", "chunks": (50, 16, 1)},  # one row of chunks
         {"compression": "gzip", "shuffle": True},  # another filter: left to h5py
         {"compression": "lzf"},
         {},  # contiguous
@@ -67,15 +71,59 @@ def test_whole_dataset_reads_equal_h5py(tmp_path, options):
     with h5py.File(path, "w") as f:
         f.create_dataset("dataset", data=data, **options)
     with h5py.File(path, "r") as f:
-        got = H._read_whole(f["dataset"])
+        got = H._read_whole(f["dataset"].id, path)
         assert got.dtype == data.dtype and np.array_equal(got, f["dataset"][()]) and np.array_equal(got, data)
 
 
-def test_corrupt_gzip_chunk_is_an_error(tmp_path):
+def test_unallocated_chunks_read_as_the_fill_value(tmp_path):
     path = tmp_path / "x.hdf5"
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset("dataset", shape=(16, 16), dtype=np.int16, chunks=(8, 16), compression="gzip")
-        ds[...] = np.arange(256, dtype=np.int16).reshape(16, 16)
-        ds.id.write_direct_chunk((8, 0), b"not a zlib stream")
+        ds = f.create_dataset(
+            "dataset", shape=(16, 16), dtype=np.int16, chunks=(8, 8), compression="gzip", fillvalue=-7
+        )
+        ds[:8, :8] = 5  # one of four chunks stored
+    got = H._read_dataset(path, "ai_037_002", "cam_00", 0)
+    assert got[:8, :8].tolist() == [[5] * 8] * 8 and (got[8:] == -7).all() and (got[:8, 8:] == -7).all()
+
+
+def test_dataset_that_is_a_group_is_corrupt(tmp_path):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_group("dataset")
+    with pytest.raises(H.FrameInputCorrupt, match="x.hdf5.*'dataset'"):
+        H._read_dataset(path, "ai_037_002", "cam_00", 0)
+
+
+@pytest.mark.parametrize("chunk_rows", [8, 64])  # a 17-byte stream for 256 or 2048 bytes: libdeflate, zlib-ng
+def test_corrupt_gzip_chunk_is_an_error(tmp_path, chunk_rows):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("dataset", shape=(128, 16), dtype=np.int16, chunks=(chunk_rows, 16), compression="gzip")
+        ds[...] = np.arange(128 * 16, dtype=np.int16).reshape(128, 16)
+        ds.id.write_direct_chunk((chunk_rows, 0), b"not a zlib stream")
     with h5py.File(path, "r") as f, pytest.raises(ValueError, match="does not inflate"):
-        H._read_whole(f["dataset"])
+        H._read_whole(f["dataset"].id, path)
+
+
+@pytest.mark.parametrize("stored_bytes", [100, 4000])  # zlib-ng, libdeflate
+def test_chunk_inflating_to_the_wrong_size_is_an_error(tmp_path, stored_bytes):
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("dataset", shape=(64, 64), dtype=np.int16, chunks=(64, 64), compression="gzip")
+        ds[...] = 1
+        ds.id.write_direct_chunk((0, 0), zlib.compress(np.random.default_rng(0).bytes(stored_bytes), 1))
+    with h5py.File(path, "r") as f, pytest.raises(ValueError, match="inflate"):
+        H._read_whole(f["dataset"].id, path)
+
+
+def test_label_like_chunks_read_equal_h5py(tmp_path):
+    """Runs of one value (ratio far above the zlib-ng threshold) beside noisy chunks, one file."""
+    data = np.full((96, 256), -1, np.int16)
+    data[:, 128:] = np.random.default_rng(5).integers(-1, 300, (96, 128))
+    path = tmp_path / "x.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dataset", data=data, chunks=(96, 128), compression="gzip", compression_opts=9)
+    with h5py.File(path, "r") as f:
+        sizes = [f["dataset"].id.get_chunk_info(i).size for i in range(2)]
+        assert sizes[0] * H._ZLIB_NG_MIN_RATIO <= 96 * 128 * 2 < sizes[1] * H._ZLIB_NG_MIN_RATIO  # both paths
+    assert np.array_equal(H._read_dataset(path, "ai_037_002", "cam_00", 0), data)

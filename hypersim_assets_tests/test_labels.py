@@ -30,3 +30,20 @@ def test_instance_bytes_above_255():
     assert instance_ids_of_image(img).tolist() == [[300, 4166, 0, 255]]
     with pytest.raises(LabelError):
         instance_ids(np.array([[0]], np.int16))
+
+
+def test_label_casts_equal_the_plain_int32_formulas_for_any_int16():
+    """Every int16 but 0: semantic keeps the low byte (-1 -> 0), ids wrap to uint16 (-1 -> 0);
+    the instance image's bytes are id >> 8 and id & 255, also from a strided ids view."""
+    values = np.arange(-32768, 32768, dtype=np.int32)
+    values = values[values != 0].astype(np.int16).reshape(-1, 255)
+    s32 = values.astype(np.int32)
+    s32[s32 == -1] = 0
+    assert np.array_equal(semantic_labels(values), s32.astype(np.uint8))
+    assert np.array_equal(instance_ids(values), s32.astype(np.uint16))
+    ids = instance_ids(values)[:, ::2]
+    sem = semantic_labels(values)[:, ::2]
+    img = instance_image(sem, ids)
+    assert np.array_equal(img[:, :, 0], sem)
+    assert np.array_equal(img[:, :, 1], (ids >> 8).astype(np.uint8))
+    assert np.array_equal(img[:, :, 2], (ids & 255).astype(np.uint8))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hypersim_assets.convert import depth as D
 from hypersim_assets.convert import reprojection as R
 from hypersim_assets_tests.frame_scene import PLAIN_M, TILT_SHIFT_M, camera_params
 
@@ -90,3 +91,46 @@ def test_intrinsics_from_a_real_tilt_shift_row_and_the_legacy_camera():
     assert legacy["fx"] == pytest.approx(f / 1024)
     assert legacy["fy"] == pytest.approx((768 / np.tan(np.pi / 6 * 0.75) / 2) / 768)
     assert R.rgb_intrinsics(legacy) == {"fx": legacy["fx"], "fy": legacy["fy"], "cx": 0.5, "cy": 0.5}
+
+
+@pytest.mark.parametrize("block_pixels", [100, 768, 32768])
+def test_blocked_pinhole_reprojection_equals_the_whole_array_steps(block_pixels):
+    """The blocked path gives the very bits of camera_points + depth_mm_from_z + reprojection,
+    also for distances the reference maps oddly (0, negative, too far, float16's largest)."""
+    h, w = 24, 32
+    M = R.m_cam_from_uv(camera_params(h, w, tilt_shift=True))
+    intr = R.pinhole_intrinsics(M)
+    rng = np.random.default_rng(11)
+    distance = rng.uniform(0.5, 80.0, (h, w)).astype(np.float16)
+    distance.flat[rng.integers(0, h * w, 40)] = 0
+    distance.flat[rng.integers(0, h * w, 20)] = -2.5
+    distance.flat[rng.integers(0, h * w, 5)] = 65504
+    rays = R.flipped_ray_columns(R.unit_rays(M, h, w))
+    points = R.camera_points(rays, distance)
+    expected_depth = D.depth_mm_from_z(points[2].reshape(h, w))
+    expected = R.reprojection(points, intr, h, w)
+    rep, depth = R.pinhole_reprojection(rays, distance, intr, D.depth_mm_from_z, block_pixels=block_pixels)
+    assert depth.dtype == np.uint16 and np.array_equal(depth, expected_depth)
+    assert np.array_equal(rep.gather, expected.gather)
+    assert 0 < np.count_nonzero(rep.gather == h * w) < h * w  # some target pixels stay empty
+
+
+def test_apply_gives_the_same_images_in_any_order_of_sizes_and_dtypes():
+    """apply reuses one padded buffer across calls: growing, shrinking and changing dtype."""
+    h, w = 12, 16
+    M = R.m_cam_from_uv(camera_params(h, w, tilt_shift=True))
+    rng = np.random.default_rng(13)
+    distance = rng.uniform(1.0, 9.0, (h, w)).astype(np.float16)
+    images = [
+        rng.integers(1, 255, (h, w), dtype=np.uint8),
+        rng.integers(1, 255, (h, w, 3), dtype=np.uint8),
+        rng.integers(1, 65535, (h, w), dtype=np.uint16),
+        rng.integers(1, 255, (h, w), dtype=np.uint8),
+    ]
+    rep, _ = R.pinhole_reprojection(
+        R.flipped_ray_columns(R.unit_rays(M, h, w)), distance, R.pinhole_intrinsics(M), np.copy
+    )
+    once = [R.Reprojection(rep.gather, h, w).apply(img) for img in images]  # each on a fresh instance
+    assert all(np.array_equal(rep.apply(img), o) and rep.apply(img).dtype == img.dtype for img, o in zip(images, once))
+    holes = rep.gather == h * w
+    assert holes.any() and all((o.reshape(h * w, -1)[holes] == 0).all() for o in once)

@@ -49,3 +49,19 @@ def test_scale_rules_without_valid_pixels_and_for_dark_images():
     out = tonemap(color, np.full((4, 4), -1, np.int16))  # scale 1: 0.5 ** (1/2.2) * 255
     assert (out == int(0.5 ** (1 / 2.2) * 255)).all()
     assert (tonemap(np.zeros((4, 4, 3), np.float16), np.ones((4, 4), np.int16)) == 0).all()
+
+
+def test_percentile_equals_full_sort_interpolation_with_nan_and_ties():
+    """NaN sorts last, as in np.sort; ties and NaN at and above the 90th percentile."""
+    rng = np.random.default_rng(4)
+    for nan_fraction, levels in ((0.0, 7), (0.05, 1000), (0.12, 3), (0.5, 50)):
+        color = (rng.integers(0, levels, size=(31, 37, 3)) / levels).astype(np.float16)
+        color.reshape(-1, 3)[rng.random(31 * 37) < nan_fraction, 1] = np.nan
+        valid = rng.random((31, 37)) < 0.9
+        c = color.astype(np.float32)
+        b = (np.float32(0.3) * c[..., 0] + np.float32(0.59) * c[..., 1]) + np.float32(0.11) * c[..., 2]
+        v = np.sort(b[valid]).astype(np.float64)
+        pos = 0.9 * (v.size - 1)
+        expected = np.interp(pos, np.arange(v.size, dtype=np.float64), v)
+        got = brightness_percentile(color, valid)
+        assert (np.isnan(got) and np.isnan(expected)) or got == expected

@@ -23,17 +23,18 @@ def distance_without_nan(distance_m: np.ndarray) -> tuple[np.ndarray, int]:
     As the reference's ``np.nan_to_num``, infinities become the dtype's largest finite values.
     """
     if distance_m.dtype == np.float16:
-        bits = np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF
-        count = int(np.count_nonzero(bits > 0x7C00))
-        finite = not (bits == 0x7C00).any()  # no infinity (NaN handled apart)
+        magnitude = np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF
+        nan = magnitude > 0x7C00
+        finite = not (magnitude == 0x7C00).any()  # no infinity (NaN handled apart)
     else:
-        count = int(np.count_nonzero(np.isnan(distance_m)))
+        nan = np.isnan(distance_m)
         finite = not np.isinf(distance_m).any()
+    count = int(np.count_nonzero(nan))
     if finite:
         if count == 0:
             return distance_m, 0
         out = distance_m.copy()
-        out[np.isnan(out) if out.dtype != np.float16 else float16_nan_mask(out)] = 0
+        out[nan] = 0
         return out, count
     return np.nan_to_num(distance_m, nan=0.0), count
 

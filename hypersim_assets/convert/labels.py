@@ -17,29 +17,39 @@ class LabelError(ValueError):
 
 
 def semantic_labels(semantic: np.ndarray) -> np.ndarray:
-    """(H, W) upstream NYU40 ids to uint8, -1 -> 0; raises LabelError if 0 occurs in the input."""
-    s = semantic.astype(np.int32)
-    if np.any(s == 0):
+    """(H, W) upstream NYU40 ids to uint8, -1 -> 0; raises LabelError if 0 occurs in the input.
+
+    Other values keep their low byte, as the reference's cast (via int32) to uint8 does.
+    """
+    if np.any(semantic == 0):
         raise LabelError("semantic image holds 0, which upstream never uses")
+    if semantic.dtype.kind in "iu" and semantic.dtype.itemsize <= 4:
+        # An integer's cast to uint8 keeps its low byte whatever its width: no int32 copy.
+        out = semantic.astype(np.uint8)
+        out[semantic == -1] = 0
+        return out
+    s = semantic.astype(np.int32)
     s[s == -1] = 0
     return s.astype(np.uint8)
 
 
 def instance_ids(semantic_instance: np.ndarray) -> np.ndarray:
     """(H, W) upstream instance ids to uint16, -1 -> 0; raises LabelError if 0 occurs in the input."""
-    ids = np.array(semantic_instance, copy=True)
-    if np.any(ids == 0):
+    if np.any(semantic_instance == 0):
         raise LabelError("semantic_instance image holds 0, which upstream never uses")
-    ids[ids == -1] = 0
-    return ids.astype(np.uint16)
+    ids = semantic_instance.astype(np.uint16)  # a copy; -1 becomes 65535 here, then 0
+    ids[semantic_instance == -1] = 0
+    return ids
 
 
 def instance_image(semantic_u8: np.ndarray, ids_u16: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8: semantic class, instance id high byte, instance id low byte."""
     out = np.empty((*ids_u16.shape, 3), dtype=np.uint8)
     out[:, :, 0] = semantic_u8
-    out[:, :, 1] = (ids_u16 >> 8).astype(np.uint8)
-    out[:, :, 2] = ids_u16.astype(np.uint8)
+    # The id's two bytes straight from its little-endian bytes: no shifted or narrowed copies.
+    id_bytes = np.ascontiguousarray(ids_u16, dtype="<u2").view(np.uint8).reshape(*ids_u16.shape, 2)
+    out[:, :, 1] = id_bytes[:, :, 1]
+    out[:, :, 2] = id_bytes[:, :, 0]
     return out
 
 

@@ -10,9 +10,9 @@ are normalised by image width/height; depth PNG values are z in millimetres.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -65,16 +65,21 @@ def rgb_intrinsics(intrinsics: Mapping[str, float]) -> dict[str, float]:
 
 
 def unit_rays(M_cam_from_uv: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Unit-length ray directions (H*W, 3) float64, Hypersim camera frame (y up, z backwards), row-major pixels."""
+    """Unit-length ray directions (H*W, 3) float64, Hypersim camera frame (y up, z backwards), row-major pixels.
+
+    As the reference: ``[u, v, 1]`` per pixel times ``M^T`` (one matrix product), divided by
+    ``np.linalg.norm`` along the last axis. The ``[u, v, 1]`` array is filled in place and the
+    division done in place: the same values, without the meshgrid and stacking temporaries.
+    """
     half_du = 0.5 * 2.0 / width
     half_dv = 0.5 * 2.0 / height
-    u, v = np.meshgrid(
-        np.linspace(-1.0 + half_du, 1.0 - half_du, width),
-        np.linspace(-1.0 + half_dv, 1.0 - half_dv, height)[::-1],
-    )
-    uv1 = np.dstack((u, v, np.ones_like(u))).reshape(-1, 3)
-    rays = np.dot(uv1, M_cam_from_uv.T)
-    return rays / np.linalg.norm(rays, ord=2, axis=-1, keepdims=True)
+    uv1 = np.empty((height, width, 3))
+    uv1[:, :, 0] = np.linspace(-1.0 + half_du, 1.0 - half_du, width)
+    uv1[:, :, 1] = np.linspace(-1.0 + half_dv, 1.0 - half_dv, height)[::-1, None]
+    uv1[:, :, 2] = 1.0
+    rays = np.dot(uv1.reshape(-1, 3), M_cam_from_uv.T)
+    rays /= np.linalg.norm(rays, ord=2, axis=-1, keepdims=True)
+    return rays
 
 
 def flipped_ray_columns(unit_rays_: np.ndarray) -> np.ndarray:
@@ -150,20 +155,12 @@ def unique_hits(uv: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reprojection:
-    """Where each kept source pixel lands: ``source`` flat source indices, ``target`` flat target indices."""
+    """Per target pixel (flat index), its source pixel, or H*W (a zero pixel appended to the
+    source) where no point lands alone."""
 
-    source: np.ndarray
-    target: np.ndarray
+    gather: np.ndarray  # (H*W,) intp
     height: int
     width: int
-
-    @cached_property
-    def gather(self) -> np.ndarray:
-        """Per target pixel, its source pixel, or H*W (a zero pixel appended to the source) where none lands."""
-        n = self.height * self.width
-        g = np.full(n, n, dtype=np.intp)
-        g[self.target] = self.source
-        return g
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The image resampled onto the pinhole camera; pixels nothing maps to are 0."""
@@ -171,20 +168,107 @@ class Reprojection:
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"image {image.shape} does not match the reprojection's {self.height}x{self.width}")
         flat = image.reshape(n, -1)
-        padded = np.empty((n + 1, flat.shape[1]), dtype=image.dtype)
+        size = (n + 1) * flat.shape[1] * image.dtype.itemsize
+        if self._scratch[0].size < size:
+            self._scratch[0] = np.empty(size, dtype=np.uint8)
+        padded = self._scratch[0][:size].view(image.dtype).reshape(n + 1, flat.shape[1])
         padded[:n] = flat
         padded[n] = 0
         return np.take(padded, self.gather, axis=0).reshape(image.shape)
+
+    @cached_property
+    def _scratch(self) -> list[np.ndarray]:
+        """Bytes for the padded copy of the image being resampled, reused by the frame's images
+        (fewer fresh pages per frame; so one Reprojection is not for concurrent use)."""
+        return [np.empty(0, dtype=np.uint8)]
+
+
+def _from_linear(linear: np.ndarray, height: int, width: int) -> Reprojection:
+    """The reprojection from each source pixel's flat target index (H*W where it lands nowhere):
+    a target pixel takes its source where exactly one lands on it (:func:`unique_hits`)."""
+    pixels = height * width
+    counts = np.bincount(linear, minlength=pixels + 1)
+    last = np.empty(pixels + 1, dtype=np.intp)  # read only where exactly one source wrote it
+    last[linear] = _indices(linear.size)
+    gather = last[:pixels]
+    gather[counts[:pixels] != 1] = pixels
+    return Reprojection(gather=gather, height=height, width=width)
+
+
+@lru_cache(maxsize=2)
+def _indices(n: int) -> np.ndarray:
+    """``arange(n)`` as intp, read-only, kept for the next frame of the same size."""
+    out = np.arange(n, dtype=np.intp)
+    out.setflags(write=False)
+    return out
 
 
 def reprojection(points: np.ndarray, intrinsics: Mapping[str, float], height: int, width: int) -> Reprojection:
     """The pinhole resampling of a frame whose camera points (3, H*W) are ``points``: the points
     alone on their pixel (:func:`unique_hits`, on flat pixel indices computed once)."""
     u, v, lands = project_to_pixels(points, intrinsics, height, width)
-    pixels = height * width
     linear = v.astype(np.intp)
     linear *= width
     linear += u
-    linear[~lands] = pixels
-    hits = _lone_hits(linear, pixels)
-    return Reprojection(source=hits, target=linear[hits], height=height, width=width)
+    linear[~lands] = height * width
+    return _from_linear(linear, height, width)
+
+
+# Pixels per step of pinhole_reprojection: of 8192 to 786432 (whole frame), 131072 was fastest in
+# the benchmark's flow (a 1 MB float64 temporary; smaller blocks cost more in calls per block).
+_BLOCK = 131072
+
+
+def pinhole_reprojection(
+    ray_columns: np.ndarray,
+    distance_m: np.ndarray,
+    intrinsics: Mapping[str, float],
+    z_map: Callable[[np.ndarray], np.ndarray],
+    block_pixels: int = _BLOCK,
+) -> tuple[Reprojection, np.ndarray]:
+    """:func:`reprojection` of the :func:`camera_points` of ``distance_m`` (H, W; NaN already
+    replaced by 0), and ``z_map`` (an element-wise function, such as the depth encoding) of the
+    points' z as an (H, W) array.
+
+    The same float64 operations in the same order per point as those functions, done a block
+    of pixels at a time into reused buffers: the (3, H*W) points and the full-size temporaries
+    of the projection are never made. ``block_pixels``: pixels per step.
+    """
+    height, width = distance_m.shape
+    n = height * width
+    d16 = distance_m.reshape(-1)
+    linear = np.empty(n, dtype=np.intp)
+    mapped: np.ndarray | None = None
+    fx, cx, fy, cy = intrinsics["fx"], intrinsics["cx"], intrinsics["fy"], intrinsics["cy"]
+    d_buf, z_buf, a_buf = (np.empty(min(block_pixels, n)) for _ in range(3))
+    p_buf = np.empty(min(block_pixels, n), dtype=np.int16)
+    with np.errstate(divide="ignore", invalid="ignore"):  # z == 0: inf or NaN, masked out
+        for s in range(0, n, block_pixels):
+            e = min(s + block_pixels, n)
+            d, z, a, p, lin = d_buf[: e - s], z_buf[: e - s], a_buf[: e - s], p_buf[: e - s], linear[s:e]
+            np.copyto(d, d16[s:e])
+            np.multiply(ray_columns[2, s:e], d, out=z)
+            zm = z_map(z)
+            if mapped is None:
+                mapped = np.empty(n, dtype=zm.dtype)
+            mapped[s:e] = zm
+            np.multiply(ray_columns[1, s:e], d, out=a)
+            _pixel_axis_into(a, z, fy, cy, height, p)
+            np.copyto(lin, p)  # widened before the multiply, as in reprojection()
+            lin *= width
+            np.multiply(ray_columns[0, s:e], d, out=a)
+            _pixel_axis_into(a, z, fx, cx, width, p)
+            lin += p
+            lin[z == 0] = n
+    assert mapped is not None
+    return _from_linear(linear, height, width), mapped.reshape(height, width)
+
+
+def _pixel_axis_into(a: np.ndarray, z: np.ndarray, f: float, c: float, size: int, out: np.ndarray) -> None:
+    """:func:`_pixel_axis` into the int16 ``out``, overwriting ``a``."""
+    np.divide(a, z, out=a)
+    a *= f
+    a += c
+    a *= size - 0.5
+    np.copyto(out, a, casting="unsafe")
+    np.clip(out, 0, size - 1, out=out)

@@ -48,8 +48,9 @@ def brightness_percentile(color: np.ndarray, valid: np.ndarray) -> float | None:
     image, or None if none is valid.
 
     Equals linear interpolation in a fully sorted array (``np.interp`` over the indices): a
-    partial sort places the two neighbouring order statistics exactly where a full sort would,
-    and ``np.interp`` over just those two does the same arithmetic.
+    partial sort places the lower order statistic exactly where a full sort would, the next one
+    is the smallest of the values after it, and ``np.interp`` over just those two does the same
+    arithmetic.
     """
     b = brightness(color)
     values = b.ravel() if valid.all() else b[valid]  # either way an array of our own, sorted in place
@@ -59,10 +60,15 @@ def brightness_percentile(color: np.ndarray, valid: np.ndarray) -> float | None:
     idx = (PERCENTILE / 100) * (n - 1)
     lo = int(np.floor(idx))
     hi = min(lo + 1, n - 1)
-    values.partition((lo, hi) if hi != lo else lo)
+    values.partition(lo)
     if hi == lo:
         return float(np.interp(idx, [float(lo)], values[lo : lo + 1].astype(np.float64)))
-    return float(np.interp(idx, [float(lo), float(hi)], values[lo : hi + 1].astype(np.float64)))
+    # The next order statistic is the smallest value after ``lo``, NaN counting as largest as
+    # in the partition (fmin skips NaN unless all are): one vectorised pass instead of a second
+    # selection. Only a zero's sign may differ from a two-index partition's, and any value
+    # below EPS gives the same scale.
+    upper = np.fmin.reduce(values[lo + 1 :])
+    return float(np.interp(idx, [float(lo), float(hi)], np.array([values[lo], upper], dtype=np.float64)))
 
 
 def tonemap_scale(percentile_value: float | None) -> float:
