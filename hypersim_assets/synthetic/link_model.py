@@ -52,6 +52,15 @@ class TokenBucket:
         return wait
 
 
+def _wait_full(seconds: float, stop: threading.Event) -> None:
+    """Wait ``seconds`` by ``time.monotonic()`` (or until ``stop`` is set): ``Event.wait`` may wake
+    a few microseconds early, and a modelled round trip must never be shorter than asked."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stop.wait(left):
+            return
+
+
 @dataclass
 class LinkStats:
     """What crossed the modelled link: requests, new connections, body bytes, and seconds that
@@ -94,14 +103,12 @@ class LinkModel:
     def connection_opened(self, stop: threading.Event) -> None:
         """A new connection: the TCP handshake costs one round trip before its first request is read."""
         self.stats.add(connections=1)
-        if self.rtt_s > 0:
-            stop.wait(self.rtt_s)
+        _wait_full(self.rtt_s, stop)
 
     def request_arrived(self, stop: threading.Event) -> None:
         """A request: its response starts one round trip after it was sent (half there, half back)."""
         self.stats.add(requests=1)
-        if self.rtt_s > 0:
-            stop.wait(self.rtt_s)
+        _wait_full(self.rtt_s, stop)
 
     def send(self, n: int, stop: threading.Event) -> None:
         """Wait until ``n`` body bytes fit under the shared cap."""
