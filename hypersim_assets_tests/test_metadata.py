@@ -6,7 +6,6 @@ import csv
 import os
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -133,17 +132,33 @@ def _same_tables(a: md.MetadataTables, b: md.MetadataTables) -> None:
     pd.testing.assert_frame_equal(a.camera_params, b.camera_params)
 
 
-def test_repeated_read_reuses_the_parse_and_equals_a_fresh_one(tmp_path):
+def _count_parses(monkeypatch) -> list[int]:
+    """Counts CSV parses (the real ``pd.read_csv`` still parses)."""
+    calls = [0]
+    real = pd.read_csv
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    return calls
+
+
+def test_repeated_read_reuses_the_parse_and_equals_a_fresh_one(tmp_path, monkeypatch):
     folder = write_metadata_csvs(tmp_path / "a")
+    parses = _count_parses(monkeypatch)
     first = md.read_metadata(folder)
+    assert parses[0] == 3
     second = md.read_metadata(folder)
-    # The second read hands out the first parse (same memory), not a new one...
-    assert np.shares_memory(first.splits["frame_id"].to_numpy(), second.splits["frame_id"].to_numpy())
+    # The second read hands out the first parse, not a new one...
+    assert parses[0] == 3
+    _same_tables(first, second)
     # ...equal to a parse of the same bytes at a path never read before.
     copy = tmp_path / "b"
     shutil.copytree(folder, copy)
     _same_tables(second, md.read_metadata(copy))
-    assert not np.shares_memory(second.splits["frame_id"].to_numpy(), md.read_split_table(copy / SPLIT).to_numpy())
+    assert parses[0] == 6
 
 
 def test_changed_file_is_parsed_again_even_with_same_size_and_mtime(tmp_path):
@@ -183,12 +198,16 @@ def test_changing_a_returned_frame_leaves_the_next_read_intact(tmp_path):
     assert (again.camera_params["settings_output_img_width"] == 1024.0).all()
 
 
-def test_only_the_latest_files_are_kept(tmp_path):
+def test_only_the_latest_files_are_kept(tmp_path, monkeypatch):
     first = write_metadata_csvs(tmp_path / "0")
-    kept = md.read_split_table(first / SPLIT)["frame_id"].to_numpy()
-    assert np.shares_memory(kept, md.read_split_table(first / SPLIT)["frame_id"].to_numpy())
-    for i in range(1, md.MAX_CACHED_FILES + 1):  # as many other files: the first is dropped
-        md.read_split_table(write_metadata_csvs(tmp_path / str(i)) / SPLIT)
+    others = [write_metadata_csvs(tmp_path / str(i)) for i in range(1, md.MAX_CACHED_FILES + 1)]
+    parses = _count_parses(monkeypatch)
+    kept = md.read_split_table(first / SPLIT)
+    pd.testing.assert_frame_equal(kept, md.read_split_table(first / SPLIT))
+    assert parses[0] == 1
+    for folder in others:  # as many other files: the first is dropped
+        md.read_split_table(folder / SPLIT)
+    assert parses[0] == 1 + md.MAX_CACHED_FILES
     again = md.read_split_table(first / SPLIT)
-    assert not np.shares_memory(kept, again["frame_id"].to_numpy())
-    pd.testing.assert_frame_equal(again, md.read_split_table(first / SPLIT))
+    assert parses[0] == 2 + md.MAX_CACHED_FILES
+    pd.testing.assert_frame_equal(again, kept)
