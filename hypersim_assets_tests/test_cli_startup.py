@@ -28,7 +28,7 @@ SPEC = MirrorSpec(scenes=2, cameras=1, frames=2, height=48, width=64)
 
 # Runs the command in this process, then reports what is left of it once main() returned.
 _COMMAND_THEN_STATE = """
-import json, multiprocessing, sys
+import json, multiprocessing, os, sys, time
 import dagster as dg
 from hypersim_assets import cli
 from hypersim_assets.convert.warm_pool import warm_pool_state
@@ -36,7 +36,32 @@ from hypersim_assets.sqlite_durability import sqlite_synchronous_of
 code = cli.main(sys.argv[1:])
 with dg.DagsterInstance.get() as instance, instance.run_storage.connect() as conn:
     sync = sqlite_synchronous_of(conn)
-state = {"code": code, "children": len(multiprocessing.active_children()), "pool": warm_pool_state(), "sync": sync}
+
+
+def forkservers():  # this process's child processes that are multiprocessing forkservers
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            for pid in f.read().split():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as c:
+                        if b"multiprocessing.forkserver" in c.read():
+                            found.append(pid)
+                except OSError:
+                    pass
+    return found
+
+
+deadline = time.monotonic() + 10
+while forkservers() and time.monotonic() < deadline:
+    time.sleep(0.05)
+state = {
+    "code": code,
+    "children": len(multiprocessing.active_children()),
+    "pool": warm_pool_state(),
+    "sync": sync,
+    "forkserver": bool(forkservers()),
+}
 print("STATE " + json.dumps(state))
 """
 
@@ -78,7 +103,8 @@ def test_two_scenes_share_one_pool_and_nothing_outlives_the_command(mirror, tmp_
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads(proc.stdout.rpartition("STATE ")[2])
-    assert state == {"code": 0, "children": 0, "pool": "none", "sync": "NORMAL"}
+    # The forkserver was stopped when the command ended, not at this process's exit.
+    assert state == {"code": 0, "children": 0, "pool": "none", "sync": "NORMAL", "forkserver": False}
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         with instance.run_storage.connect() as conn:
