@@ -166,6 +166,7 @@ def _trajectory_order(eligible: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def _every_nth(order: tuple[pd.DataFrame, np.ndarray], n: int) -> pd.DataFrame:
+    """Every N-th row of an order (rows, position of each in its group); ValueError if N < 1."""
     if n < 1:
         raise ValueError(f"subsample must be >= 1, got {n}")
     rows, position = order
@@ -177,8 +178,6 @@ def select_every_nth_split(index: pd.DataFrame, n: int) -> pd.DataFrame:
 
     Returns index rows, grouped by split (train, valid, test), metadata order within.
     """
-    if n < 1:
-        raise ValueError(f"subsample must be >= 1, got {n}")
     return _every_nth(_split_order(eligible_frames(index)), n)
 
 
@@ -187,8 +186,6 @@ def select_every_nth_per_trajectory(index: pd.DataFrame, n: int) -> pd.DataFrame
 
     Returns index rows ordered by split (train, valid, test), scene, camera, frame_id.
     """
-    if n < 1:
-        raise ValueError(f"subsample must be >= 1, got {n}")
     return _every_nth(_trajectory_order(eligible_frames(index)), n)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypersim_assets.convert.float16_tables import FLOAT16_INF_MAGNITUDE, float16_magnitude
+
 
 def float16_nan_mask(values: np.ndarray) -> np.ndarray:
     """NaN mask of a float16 array from its bit patterns (cheaper than ``np.isnan`` on float16)."""
-    return (np.ascontiguousarray(values).view(np.uint16) & 0x7FFF) > 0x7C00
+    return float16_magnitude(values) > FLOAT16_INF_MAGNITUDE
 
 
 def distance_without_nan(distance_m: np.ndarray) -> tuple[np.ndarray, int]:
@@ -23,9 +25,9 @@ def distance_without_nan(distance_m: np.ndarray) -> tuple[np.ndarray, int]:
     As the reference's ``np.nan_to_num``, infinities become the dtype's largest finite values.
     """
     if distance_m.dtype == np.float16:
-        magnitude = np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF
-        nan = magnitude > 0x7C00
-        finite = not (magnitude == 0x7C00).any()  # no infinity (NaN handled apart)
+        magnitude = float16_magnitude(distance_m)
+        nan = magnitude > FLOAT16_INF_MAGNITUDE
+        finite = not (magnitude == FLOAT16_INF_MAGNITUDE).any()  # no infinity (NaN handled apart)
     else:
         nan = np.isnan(distance_m)
         finite = not np.isinf(distance_m).any()

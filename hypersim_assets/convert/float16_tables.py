@@ -8,6 +8,17 @@ import numpy as np
 # Every float16 bit pattern's value as float32 (exact: float32 holds every float16).
 FLOAT16_AS_FLOAT32 = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
 
+# A float16's bits without the sign: +-inf is exactly this, NaN anything above it.
+FLOAT16_INF_MAGNITUDE = 0x7C00
+
+
+def float16_magnitude(values_f16: np.ndarray) -> np.ndarray:
+    """The uint16 bit patterns of a float16 array with the sign bit cleared (a new array): compare
+    with :data:`FLOAT16_INF_MAGNITUDE` for inf (equal) and NaN (greater), cheaper than
+    ``np.isnan``/``np.isinf`` on float16."""
+    return np.ascontiguousarray(values_f16).view(np.uint16) & 0x7FFF
+
+
 _ROWS_PER_BLOCK = 128  # 128 rows of a 1024-wide RGB image: the look-up's index temporary stays in cache
 
 

@@ -37,6 +37,7 @@ from hypersim_assets.common.frame_facts import STATUS_CONVERTED, STATUS_FAILED, 
 from hypersim_assets.common.layout import frame_output_paths, intrinsics_output_paths, split_dir_name
 from hypersim_assets.convert import depth as depth_mod
 from hypersim_assets.convert import labels, normals, poses, reprojection, tonemapping
+from hypersim_assets.convert.float16_tables import FLOAT16_INF_MAGNITUDE, float16_magnitude
 from hypersim_assets.convert.hdf5_frames import (
     FrameInputCorrupt,
     FrameInputMissing,
@@ -161,13 +162,13 @@ def _isnan(a: np.ndarray) -> np.ndarray:
 def _nan_pixels(distance_m: np.ndarray, normal: np.ndarray) -> int:
     """Pixels whose distance or any normal component is NaN."""
     if distance_m.dtype == np.float16 and normal.dtype == np.float16:
-        # A float16 is NaN iff its magnitude bits exceed 0x7C00, so a pixel holds a NaN iff the
+        # A float16 is NaN iff its magnitude bits exceed inf's, so a pixel holds a NaN iff the
         # largest magnitude of its four values does: one mask instead of four, and no bool ORs.
-        magnitude = np.ascontiguousarray(normal).view(np.uint16) & 0x7FFF
+        magnitude = float16_magnitude(normal)
         worst = np.maximum(magnitude[..., 0], magnitude[..., 1])
         np.maximum(worst, magnitude[..., 2], out=worst)
-        np.maximum(worst, np.ascontiguousarray(distance_m).view(np.uint16) & 0x7FFF, out=worst)
-        return int(np.count_nonzero(worst > 0x7C00))
+        np.maximum(worst, float16_magnitude(distance_m), out=worst)
+        return int(np.count_nonzero(worst > FLOAT16_INF_MAGNITUDE))
     n = _isnan(normal)
     return int(np.count_nonzero(_isnan(distance_m) | n[..., 0] | n[..., 1] | n[..., 2]))
 
@@ -179,7 +180,7 @@ def _depth_anomalies(distance_m: np.ndarray) -> tuple[int, int]:
     """
     if distance_m.dtype == np.float16:
         bits = np.ascontiguousarray(distance_m).view(np.uint16)
-        inf = int(np.count_nonzero((bits & 0x7FFF) == 0x7C00))
+        inf = int(np.count_nonzero(float16_magnitude(distance_m) == FLOAT16_INF_MAGNITUDE))
         # Finite and negative (not -0): sign set and magnitude in (0, 0x7C00), i.e. bits in
         # [0x8001, 0xFBFF]; shifted down by 0x8001 with uint16 wrap-around, below 0x7BFF.
         negative = int(np.count_nonzero(np.subtract(bits, np.uint16(0x8001)) < 0x7BFF))

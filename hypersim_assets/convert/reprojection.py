@@ -106,12 +106,8 @@ def camera_points(ray_columns: np.ndarray, distance_m: np.ndarray) -> np.ndarray
 def _pixel_axis(a: np.ndarray, z: np.ndarray, f: float, c: float, size: int) -> np.ndarray:
     """One pixel coordinate as the reference computes it: ``((a / z) * f + c) * (size - 0.5)``,
     each step a separate float64 operation, truncated by an int16 cast, clipped into the image."""
-    x = a / z
-    x *= f
-    x += c
-    x *= size - 0.5
-    p = x.astype(np.int16)
-    np.clip(p, 0, size - 1, out=p)
+    p = np.empty(a.shape, dtype=np.int16)
+    _pixel_axis_into(np.array(a, dtype=np.float64), z, f, c, size, p)  # a copy: it is overwritten
     return p
 
 
