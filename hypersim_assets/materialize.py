@@ -32,7 +32,7 @@ from hypersim_assets.convert.warm_pool import prestart_pool
 from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.resources import ConversionResource, HypersimResource
-from hypersim_assets.run_config import resource_field, source_config_value
+from hypersim_assets.run_config import resource_field, resource_value_problems, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.sqlite_durability import creating_unsynced
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
@@ -315,6 +315,10 @@ def materialize(
         summary.asset_metadata.update(_metadata_of(result))
         echo(f"[hypersim] {label} done in {time.monotonic() - step_started:.1f} s")
         return result
+
+    rejected = resource_value_problems(run_config, [catalog_job, scene_job, scene_and_index_job])
+    if rejected:  # each run would fail as its resources start; the command line checks this first too
+        raise MaterializeError("run config rejected before any run started:\n  " + "\n  ".join(rejected))
 
     with _signals_raise():
         try:

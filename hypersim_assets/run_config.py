@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pydantic
 import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
@@ -164,7 +165,9 @@ def data_root_of(run_config: Mapping[str, Any]) -> Path:
 
 
 def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> None:
-    """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds."""
+    """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds:
+    first Dagster's schema, then the values each configured resource itself rejects."""
+    jobs = list(jobs)
     problems: dict[str, list[str]] = {}  # message -> the jobs that reject it
     for job in jobs:
         try:
@@ -175,6 +178,35 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
     if problems:
         lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]
         raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(lines))
+    rejected = resource_value_problems(run_config, jobs)
+    if rejected:
+        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(rejected))
+
+
+def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> list[str]:
+    """Each value of a resource's config block that the resource's own fields reject (bounds, choices,
+    validators: what Dagster's config schema does not check, so a run would fail as its resource
+    starts), as ``resources.R.config.FIELD: why (got VALUE)``. ``{env: NAME}`` values are read from
+    this process's environment; unset ones are left to the run."""
+    classes: dict[str, type] = {}
+    for job in jobs:
+        for key, definition in job.resource_defs.items():
+            cls = getattr(definition, "configurable_resource_cls", None)
+            if cls is not None:
+                classes.setdefault(key, cls)
+    out: list[str] = []
+    for key, entry in sorted((run_config.get("resources") or {}).items()):
+        block = entry.get("config") if isinstance(entry, Mapping) else None
+        if key not in classes or not isinstance(block, Mapping):
+            continue
+        values = {name: _config_value(value) for name, value in block.items()}
+        try:
+            classes[key](**{name: value for name, value in values.items() if value is not None})
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                field = ".".join(str(part) for part in error["loc"])
+                out.append(f"resources.{key}.config.{field}: {error['msg']} (got {error.get('input')!r})")
+    return out
 
 
 def describe_settings(run_config: Mapping[str, Any]) -> str:

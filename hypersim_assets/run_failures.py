@@ -1,6 +1,7 @@
 """What went wrong in a run, read back from the instance's event log: the underlying error
-of each failed step (never Dagster's "Exceeded max_retries" wrapper) and the recorded
-problems of each failed asset check."""
+of each failed step (never Dagster's "Exceeded max_retries" wrapper), of each resource that
+could not start, and the recorded problems of each failed asset check; the run's own failure
+when none of these explains it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ _WRAPPER_CLASSES = frozenset(
         "DagsterExecutionStepExecutionError",
         "DagsterMaxRetriesExceededError",
         "DagsterUserCodeExecutionError",
+        "DagsterResourceFunctionError",
     }
 )
-_WRAPPER_PREFIXES = ("Exceeded max_retries", "Error occurred while executing")
+_WRAPPER_PREFIXES = ("Exceeded max_retries", "Error occurred while executing", "Error executing resource_fn")
 MAX_DETAIL_CHARS = 1500
 
 
@@ -70,15 +72,23 @@ def _metadata_text(metadata: dict) -> str:
 
 
 def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[Problem]:
-    """Every failed step (its underlying error) and every failed asset check (its metadata) of a run.
+    """Every failed step (its underlying error), every resource that could not start (its error)
+    and every failed asset check (its metadata) of a run; when there is none of these, the run's
+    own failure (e.g. run config Dagster rejected when the run began).
 
     A step that failed after retries is described by the error that made it fail.
     """
     records = instance.get_records_for_run(
         run_id,
-        of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION},
+        of_type={
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.RESOURCE_INIT_FAILURE,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            dg.DagsterEventType.RUN_FAILURE,
+        },
     ).records
     problems: list[Problem] = []
+    run_failures: list[Problem] = []
     for record in records:
         event = record.event_log_entry.dagster_event
         if event is None:
@@ -86,6 +96,14 @@ def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[Problem]:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error if event.step_failure_data else None
             problems.append(Problem(run_id, event.step_key or "run", describe_error(error)))
+        elif event.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE:
+            error = getattr(event.event_specific_data, "error", None)
+            where = f"{event.step_key} (a resource could not start)" if event.step_key else "resources"
+            problems.append(Problem(run_id, where, describe_error(error)))
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                run_failures.append(Problem(run_id, "run", describe_error(error)))
         else:
             evaluation = event.asset_check_evaluation_data
             if evaluation.passed:
@@ -93,7 +111,7 @@ def run_problems(instance: dg.DagsterInstance, run_id: str) -> list[Problem]:
             severity = getattr(evaluation.severity, "value", evaluation.severity)
             where = f"check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} ({severity})"
             problems.append(Problem(run_id, where, _metadata_text(evaluation.metadata)))
-    return problems
+    return problems or run_failures
 
 
 def run_retries(instance: dg.DagsterInstance, run_id: str) -> list[tuple[int, Problem]]:

@@ -183,8 +183,16 @@ def test_config_file_applies_to_every_run_and_flags_override_it(mirror, tmp_path
             ['"subsampels"', "resources:catalog:config"],
         ),
         ("resources:\n  no_such_resource:\n    config: {}\n", ['"no_such_resource"']),
+        (
+            "resources:\n  conversion:\n    config:\n      workers: -1\n"
+            "  download:\n    config:\n      max_attempts: 0\n",
+            [
+                "resources.conversion.config.workers: Input should be greater than or equal to 0 (got -1)",
+                "resources.download.config.max_attempts: Input should be greater than or equal to 1 (got 0)",
+            ],
+        ),
     ],
-    ids=["malformed", "not-a-mapping", "unknown-field", "unknown-resource"],
+    ids=["malformed", "not-a-mapping", "unknown-field", "unknown-resource", "out-of-range"],
 )
 def test_bad_config_file_fails_before_any_run(mirror, tmp_path, text, expected):
     root, _ = mirror

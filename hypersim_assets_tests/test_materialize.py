@@ -15,7 +15,7 @@ import pytest
 from hypersim_assets.catalog.frame_index import INDEX_FILE
 from hypersim_assets.common.layout import SPLIT_CSV, dataset_dir, raw_dir
 from hypersim_assets.definitions import defs
-from hypersim_assets.materialize import local_pool_workers, materialize
+from hypersim_assets.materialize import MaterializeError, local_pool_workers, materialize, resource_run_config
 from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
 
 # Whole materialisations through a real instance: the slow end-to-end loop.
@@ -108,3 +108,21 @@ def test_the_pool_started_ahead_has_the_size_the_scene_steps_ask_for(monkeypatch
     assert local_pool_workers({"resources": {"dask": {"config": {"scheduler_address": "tcp://h:8786"}}}}) is None
     monkeypatch.setenv("HYPERSIM_DASK_SCHEDULER", "tcp://h:8786")
     assert local_pool_workers({}) is None
+
+
+def test_a_resource_value_the_runs_would_reject_fails_before_any_run(mirror, tmp_path):
+    """Called as a library, with a value Dagster's schema accepts but the resource does not:
+    a MaterializeError naming the field, no run, nothing written (not a pydantic traceback, nor
+    a failed run that says no step failed)."""
+    root, scenes = mirror
+    data = tmp_path / "data"
+    run_config = resource_run_config(str(root), data)
+    run_config["resources"]["conversion"] = {"config": {"workers": -1}}
+    with dg.instance_for_test() as instance:
+        with pytest.raises(MaterializeError) as failed:
+            materialize(defs, instance, scenes=[scenes[0]], run_config=run_config)
+        assert "resources.conversion.config.workers: Input should be greater than or equal to 0 (got -1)" in str(
+            failed.value
+        )
+        assert instance.get_runs() == []
+    assert not data.exists()

@@ -1,9 +1,11 @@
 """Reading what went wrong in a run back from a real instance: the underlying error of a
-step that exhausted its retries, a Failure with its cause, a failed blocking check."""
+step that exhausted its retries, a Failure with its cause, a failed blocking check, a
+resource that could not start (no step failed: the run's events must still say why)."""
 
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from hypersim_assets.run_failures import run_problems, run_retries
 
@@ -34,8 +36,36 @@ def checked() -> dg.MaterializeResult:
     )
 
 
-def _failed_run(instance: dg.DagsterInstance, asset: dg.AssetsDefinition) -> str:
-    result = dg.materialize([asset], instance=instance, raise_on_error=False)
+class Unreachable(dg.ConfigurableResource):
+    folder: str = "/nowhere"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        raise FileNotFoundError(2, "No such file or directory", self.folder)
+
+
+class Bounded(dg.ConfigurableResource):
+    workers: int = Field(default=0, ge=0)
+
+
+@dg.asset
+def needs_folder(store: Unreachable) -> None:
+    pass
+
+
+@dg.asset
+def needs_workers(pool: Bounded) -> None:
+    pass
+
+
+def _failed_run(
+    instance: dg.DagsterInstance,
+    asset: dg.AssetsDefinition,
+    resources: dict | None = None,
+    run_config: dict | None = None,
+) -> str:
+    result = dg.materialize(
+        [asset], instance=instance, raise_on_error=False, resources=resources, run_config=run_config
+    )
     assert not result.success
     return result.run_id
 
@@ -64,3 +94,20 @@ def test_failed_blocking_check_shows_its_problems():
         check = next(p for p in problems if p.where.startswith("check "))
         assert check.where == "check checked.consistent (ERROR)"
         assert "ai_001_001: no row in camera parameters" in check.message
+
+
+def test_a_resource_that_cannot_start_is_named_with_its_error():
+    with dg.instance_for_test() as instance:
+        run_id = _failed_run(instance, needs_folder, {"store": Unreachable()})
+        (problem,) = run_problems(instance, run_id)
+        assert problem.where == "needs_folder (a resource could not start)"
+        assert problem.message.startswith("FileNotFoundError: ") and "/nowhere" in problem.message
+        assert "resource_fn" not in problem.message
+
+
+def test_a_config_value_the_resource_rejects_names_the_field():
+    with dg.instance_for_test() as instance:
+        config = {"resources": {"pool": {"config": {"workers": -1}}}}
+        (problem,) = run_problems(instance, _failed_run(instance, needs_workers, {"pool": Bounded()}, config))
+        assert "ValidationError" in problem.message and "workers" in problem.message
+        assert "greater than or equal to 0" in problem.message
