@@ -58,7 +58,7 @@ class HypersimResource(dg.ConfigurableResource):
 class DownloadResource(dg.ConfigurableResource):
     """How scene zips are fetched."""
 
-    members: str = Field(
+    members: Literal["conversion", "all", "globs"] = Field(
         default="conversion",
         description="'conversion' (only what the converter reads), 'all', or 'globs' (see member_globs).",
     )
@@ -102,7 +102,11 @@ class ConversionResource(dg.ConfigurableResource):
     tilt_shift: bool = Field(
         default=True, description="Reproject tilt-shift cameras onto a pinhole camera (the reference's default)."
     )
-    png_compression: str = Field(default="default", description="'fast', 'default' or 'small'.")
+    png_compression: Literal["fast", "default", "small"] = Field(
+        default="default",
+        description="PNG speed/size trade-off: 'fast' (about 0.45x the time of 'default', 1.3x the bytes), "
+        "'default', or 'small' (about 4.5x the time, 1.01x the reference's bytes).",
+    )
     force: bool = Field(default=False, description="Re-convert frames even if their outputs are complete.")
 
     def worker_count(self) -> int:

@@ -1,0 +1,45 @@
+"""Launchpad run config a user gets wrong: the run is refused, or fails at once without
+retries, with a message that names the resource field and what is wrong with it."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from hypersim_assets.definitions import defs
+
+METADATA = [dg.AssetKey("hypersim_metadata")]
+
+
+def _run(job_name: str, config: dict, instance, **kwargs):
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance, raise_on_error=False, **kwargs
+    )
+
+
+def _failure_text(result) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures, "no step failed"
+    data = failures[0].step_failure_data
+    user = data.user_failure_data
+    return (user.description if user is not None and user.description else "") + (data.error.message or "")
+
+
+def _retries(result) -> list:
+    return [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "field", "value"),
+    [("conversion", "png_compression", "ultra"), ("download", "members", "some")],
+)
+def test_an_unknown_choice_is_refused_at_launch_naming_its_field(resource, field, value):
+    # Before: accepted at launch, then the step failed, retried 3 times over minutes, and the
+    # run ended with "Exceeded max_retries of 3".
+    job = defs.resolve_job_def("hypersim_scene_job")
+    config = {"resources": {resource: {"config": {field: value}}}}
+    with pytest.raises(dg.DagsterInvalidConfigError) as raised:
+        dg.validate_run_config(job, config)
+    assert f"resources:{resource}:config:{field}" in str(raised.value)
+    for good in ("fast", "default", "small") if field == "png_compression" else ("conversion", "all"):
+        dg.validate_run_config(job, {"resources": {resource: {"config": {field: good}}}})
