@@ -7,6 +7,8 @@ import dagster as dg
 import pytest
 
 from hypersim_assets.definitions import defs
+from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import resource_config as _config
 
 METADATA = [dg.AssetKey("hypersim_metadata")]
 
@@ -43,3 +45,44 @@ def test_an_unknown_choice_is_refused_at_launch_naming_its_field(resource, field
     assert f"resources:{resource}:config:{field}" in str(raised.value)
     for good in ("fast", "default", "small") if field == "png_compression" else ("conversion", "all"):
         dg.validate_run_config(job, {"resources": {resource: {"config": {field: good}}}})
+
+
+def test_an_unsupported_source_scheme_fails_at_once_naming_the_field(small_mirror, tmp_path):
+    with dg.instance_for_test() as instance:
+        result = _run(
+            "hypersim_catalog_job",
+            _config("ftp://127.0.0.1/hypersim", tmp_path / "data"),
+            instance,
+            asset_selection=METADATA,
+        )
+    assert not result.success
+    text = _failure_text(result)
+    assert "resources.hypersim.config.source" in text and "ftp" in text, text
+    assert not _retries(result)
+
+
+def test_member_globs_mode_without_globs_fails_at_once_naming_the_field(small_mirror, tmp_path):
+    mirror, summary = small_mirror
+    scene = summary.scenes[0]
+    with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
+        config = _config(server.url, tmp_path / "data", download={"members": "globs"})
+        assert _run("hypersim_catalog_job", config, instance, asset_selection=METADATA).success
+        result = _run("hypersim_scene_job", config, instance, partition_key=scene)
+    assert not result.success
+    text = _failure_text(result)
+    assert "resources.download.config" in text and "glob" in text, text
+    assert not _retries(result)
+
+
+def test_a_data_root_that_is_a_file_fails_at_once_naming_the_field(small_mirror, tmp_path):
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("a file, not a folder")
+    with dg.instance_for_test() as instance:
+        result = _run(
+            "hypersim_catalog_job", _config(str(small_mirror[0]), not_a_dir), instance, asset_selection=METADATA
+        )
+    assert not result.success
+    text = _failure_text(result)
+    assert "resources.hypersim.config.data_root" in text and str(not_a_dir) in text, text
+    assert "not a directory" in text, text
+    assert not _retries(result)
