@@ -86,3 +86,16 @@ def test_a_data_root_that_is_a_file_fails_at_once_naming_the_field(small_mirror,
     assert "resources.hypersim.config.data_root" in text and str(not_a_dir) in text, text
     assert "not a directory" in text, text
     assert not _retries(result)
+
+
+def test_bad_subsamples_in_the_launchpad_name_the_resource_field(small_mirror, tmp_path):
+    # Before: "subsample views: setting subsamples: HYPERSIM_SUBSAMPLES values must be >= 1", naming
+    # an environment variable the user never set.
+    config = _config(str(small_mirror[0]), tmp_path / "data", catalog={"subsamples": "0,10"})
+    with dg.instance_for_test() as instance:
+        assert _run("hypersim_catalog_job", config, instance, asset_selection=METADATA).success
+        result = _run("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("subsample_views")])
+    assert not result.success
+    text = _failure_text(result)
+    assert "resources.catalog.config.subsamples" in text and "'0,10'" in text, text
+    assert not _retries(result)

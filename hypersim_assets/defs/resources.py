@@ -146,7 +146,11 @@ class CatalogResource(dg.ConfigurableResource):
     )
 
     def subsample_values(self) -> tuple[int, ...]:
-        return parse_subsamples(self.subsamples or os.environ.get(ENV_SUBSAMPLES))
+        """The every-N-th values; values that cannot be parsed are a permanent failure naming the field."""
+        try:
+            return parse_subsamples(self.subsamples or os.environ.get(ENV_SUBSAMPLES))
+        except ValueError as exc:
+            raise config_failure("catalog", "subsamples", ENV_SUBSAMPLES, str(exc)) from exc
 
 
 def env_binding(name: str) -> dg.EnvVar | None:
