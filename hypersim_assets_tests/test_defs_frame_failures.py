@@ -56,3 +56,23 @@ def test_a_failed_frame_is_named_with_its_reason_in_the_run_log(small_mirror, tm
     failed = mat.metadata["failed_frames"].value
     assert [f["frame"] for f in failed] == [f"cam_00/{frame:04d}"]
     assert victim.name in failed[0]["reason"]
+
+
+def test_a_rerun_of_an_unchanged_scene_logs_no_frame_as_converted(small_mirror, tmp_path):
+    # Was: "<scene>: 2 converted, ..." for a re-run that rewrote nothing.
+    mirror, summary = small_mirror
+    scene = summary.scenes[1]
+    with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
+        config = _config(server.url, tmp_path / "data")
+        assert _run(
+            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
+        ).success
+        assert _run("hypersim_scene_job", config, instance, partition_key=scene).success
+        result = _run("hypersim_scene_job", config, instance, partition_key=scene)
+        assert result.success
+        mat = result.asset_materializations_for_node("scene_step")
+        meta = next(m for m in mat if m.asset_key == dg.AssetKey("converted_scene")).metadata
+        unchanged = meta["frames_skipped_unchanged"].value
+        assert unchanged == meta["frames_converted"].value > 0
+        lines = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith(f"{scene}: ")]
+    assert any(f"{scene}: 0 converted, {unchanged} unchanged" in line for line in lines), lines

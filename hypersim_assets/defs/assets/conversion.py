@@ -152,9 +152,11 @@ def converted_result(
     summary = summarize_scene_facts(facts, frames, hypersim.dataset_root())
     timing = _timing(stream.times, finished, download_end)
     seconds = timing["seconds"]
+    # "converted" counts frames written by this run; unchanged frames kept their outputs.
+    written = summary["converted"] - summary["skipped"]
     context.log.info(
-        f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
-        f"in {seconds:.1f} s"
+        f"{scene}: {written} converted, {summary['skipped']} unchanged, {summary['input_missing']} missing, "
+        f"{summary['failed']} failed in {seconds:.1f} s"
     )
     failed = [f for f in summary["not_converted"] if f["status"] == STATUS_FAILED]
     _log_failed_frames(context, scene, failed)
