@@ -116,9 +116,18 @@ def members_verified(
             metadata={"scene": scene, "members": 0, "details": _json({"deleted_after_conversion": True})},
         )
     passed, details = members_on_disk(hypersim.raw_root(), scene, download.verify)
+    description = None
+    if not passed:
+        problem = details.get("error") or (
+            f"{details['problems']} member(s) missing or changed, first {details['examples'][0]}"
+            if details.get("examples")
+            else "the manifest lists no member"
+        )
+        description = f"{problem}; materialise raw_scene for {scene} to fetch them again"
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
         metadata={"scene": scene, "members": details.get("members", 0), "details": _json(details)},
     )
 
@@ -187,9 +196,14 @@ def outputs_complete(context: dg.AssetCheckExecutionContext, hypersim: HypersimR
     scene = context.partition_key
     rows, frames, error = _scene_state(hypersim, scene)
     incomplete = summarize_scene_facts(rows, frames, hypersim.dataset_root())["incomplete_outputs"] if rows else []
+    description = None
+    if error is not None or incomplete:
+        problem = error or f"{len(incomplete)} output file(s) of converted frames missing, first {incomplete[0]}"
+        description = f"{problem}; materialise raw_scene and converted_scene for {scene} to write them again"
     return dg.AssetCheckResult(
         passed=error is None and not incomplete,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
         metadata={
             "scene": scene,
             "incomplete_count": len(incomplete),
@@ -226,11 +240,21 @@ def rows_match_metadata(hypersim: HypersimResource) -> dg.AssetCheckResult:
 def converted_files_exist(hypersim: HypersimResource) -> dg.AssetCheckResult:
     dataset_root = hypersim.dataset_root()
     try:
-        index = read_frame_index(dataset_root, columns=list(INDEX_COLUMNS_FOR_FILES_CHECK))
+        index = read_frame_index(dataset_root, columns=[*INDEX_COLUMNS_FOR_FILES_CHECK, "scene"])
     except FileNotFoundError as exc:
         return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
     passed, details = check_converted_files_exist(index, dataset_root)
-    return dg.AssetCheckResult(passed=passed, metadata={"details": _json(details)})
+    description = None
+    if not passed:
+        # Which scene partitions to re-run: the scene folders the missing paths run through.
+        scenes = set(index["scene"].astype(str))
+        missing_in = sorted({part for rel in details["examples"] for part in Path(rel).parts if part in scenes})
+        description = (
+            f"{details['missing_files']} file(s) of converted frames missing, first {details['examples'][0]}; "
+            f"materialise the scene partitions {', '.join(missing_in)} (raw_scene and converted_scene), "
+            "then frame_index"
+        )
+    return dg.AssetCheckResult(passed=passed, description=description, metadata={"details": _json(details)})
 
 
 @dg.asset_check(

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from hypersim_assets.defs.partitions import scene_partitions
+from hypersim_assets.run_failures import run_problems
 
 RAW_KEY = dg.AssetKey("raw_scene")
 CONVERTED_KEY = dg.AssetKey("converted_scene")
@@ -25,26 +25,14 @@ def partition_status(
     return {p: (s.value if s is not None else None) for p, s in raw.items()}
 
 
-def _failure_text(entry) -> str | None:
-    event = entry.dagster_event
-    if event is None:
-        return None
-    if event.event_type == DagsterEventType.STEP_FAILURE:
-        data = event.step_failure_data
-        user = data.user_failure_data
-        text = (user.description if user is not None and user.description else None) or (
-            data.error.message.strip() if data.error is not None else None
-        )
-        return f"{event.step_key}: {text}" if text else None
-    return entry.message or None
-
-
 def _run_failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
-    records = instance.get_records_for_run(
-        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}, ascending=True
-    ).records
-    texts = [t for t in (_failure_text(r.event_log_entry) for r in records) if t]
-    text = texts[0] if texts else f"run {run_id} failed"
+    """The failed run's first underlying error (a failed step, else a resource that could not
+    start, else the run's own failure), never Dagster's wrappers ("Exceeded max_retries of 3",
+    "An exception was thrown during execution"): see :func:`hypersim_assets.run_failures.run_problems`."""
+    problems = run_problems(instance, run_id)
+    # A failed check explains less than the failed step it follows.
+    steps = [p for p in problems if not p.where.startswith("check ")] or problems
+    text = str(steps[0]) if steps else f"run {run_id} failed"
     return f"{text[:MAX_REASON_CHARS]} (run {run_id})"
 
 

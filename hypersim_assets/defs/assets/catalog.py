@@ -5,10 +5,11 @@ automation after scene partitions materialise."""
 import time
 
 import dagster as dg
+import pyarrow as pa
 
 from hypersim_assets import __version__
 from hypersim_assets.catalog import metadata as md
-from hypersim_assets.catalog.frame_index import INDEX_FILE, build_frame_index, write_parquet_atomic
+from hypersim_assets.catalog.frame_index import INDEX_FILE, INDEX_SCHEMA, build_frame_index, write_parquet_atomic
 from hypersim_assets.catalog.provenance import append_creation_meta
 from hypersim_assets.catalog.scene_facts import load_scene_facts
 from hypersim_assets.catalog.subsample_views import write_views
@@ -31,14 +32,62 @@ INDEX_AUTOMATION = (
 ).with_label("refresh after upstream updates settle")
 
 
+# What a reader of dataset/frame_index.parquet needs beyond a column's name: units and conventions
+# (catalog.frame_index and common.frame_facts define them).
+_INDEX_COLUMN_NOTES = {
+    "metadata_row": "0-based data row in the split CSV (the order the reference subsamples in)",
+    "split": "train / valid / test; null when excluded",
+    "scene_class": "the trajectory's 'Scene type', verbatim",
+    "status": "converted, input_missing, failed, pending or excluded",
+    "reason": "why the frame is not converted (or why it is excluded)",
+    "stem": "<scene>/<camera>/<NNNN>: the line of the reference's text lists",
+    "width_px": "image width in pixels (camera-parameters file)",
+    "height_px": "image height in pixels (camera-parameters file)",
+    "fx": "focal length x, normalised by the image width",
+    "fy": "focal length y, normalised by the image height",
+    "cx": "principal point x, normalised by the image width",
+    "cy": "principal point y, normalised by the image height",
+    "x": "camera position x in metres (world frame)",
+    "y": "camera position y in metres (world frame)",
+    "z": "camera position z in metres (world frame)",
+    "quat_x": "camera orientation quaternion (x, y, z, w), the reference's convention",
+    "rotation_valid": "false when the pose was not a rotation (patched as the reference does)",
+    "nan_pixels": "NaN depth/normal pixels replaced",
+    "void_fraction": "share (0-1) of pixels with semantic void after reprojection",
+    "depth_min_mm": "millimetres, over valid (non-zero) depth pixels",
+    "depth_max_mm": "millimetres, over valid (non-zero) depth pixels",
+    "depth_mean_mm": "millimetres, over valid (non-zero) depth pixels",
+    "classes_present": "NYU40 semantic classes (1-40) present, sorted",
+    "output_bytes": "bytes of every file written for the frame",
+}
+
+
+def _index_column_schema() -> dg.TableSchema:
+    """The frame index's columns as the UI lists them: name, Arrow type (pandas reads dictionaries as
+    categories) and, where it matters, unit or convention; paths are relative to the dataset folder."""
+
+    def kind(t: pa.DataType) -> str:
+        return f"category<{t.value_type}>" if pa.types.is_dictionary(t) else str(t)
+
+    def note(name: str) -> str | None:
+        if name.startswith("path_"):
+            return "relative to the dataset folder; null when the frame has no outputs"
+        return _INDEX_COLUMN_NOTES.get(name) or (_INDEX_COLUMN_NOTES["quat_x"] if name.startswith("quat_") else None)
+
+    return dg.TableSchema(
+        columns=[dg.TableColumn(f.name, kind(f.type), description=note(f.name)) for f in INDEX_SCHEMA]
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     deps=[hypersim_metadata, CONVERTED_SCENE_KEY],
     kinds={"parquet"},
     automation_condition=INDEX_AUTOMATION,
+    metadata={"dagster/column_schema": _index_column_schema()},
 )
 def frame_index(context: dg.AssetExecutionContext, hypersim: HypersimResource) -> dg.MaterializeResult:
-    """One Parquet row per metadata frame (converted or not): split, class, status and reason, paths, intrinsics, pose and per-frame statistics."""
+    """One Parquet row per metadata frame (converted or not) at dataset/frame_index.parquet: split, class, status and reason, paths, intrinsics (normalised), pose (metres), depth statistics (mm); the columns are listed with their units."""
     started = time.monotonic()
     dataset_root = hypersim.dataset_root()
     # Scenes whose latest download or conversion failed, with the run's reason.

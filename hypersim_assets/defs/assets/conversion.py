@@ -13,6 +13,7 @@ import dagster as dg
 
 from hypersim_assets.catalog import metadata as md
 from hypersim_assets.catalog.scene_facts import completeness, summarize_scene_facts, write_scene_facts
+from hypersim_assets.common.frame_facts import STATUS_FAILED
 from hypersim_assets.convert.frame_conversion import CONVERTER_VERSION, ConversionSettings, FrameFacts
 from hypersim_assets.convert.scene_conversion import ConversionTimes, SceneConversion, stream_scene_conversion
 from hypersim_assets.defs.assets.raw import RAW_SCENE_KEY
@@ -23,6 +24,7 @@ from hypersim_assets.defs.resources import ConversionResource, DownloadResource,
 from hypersim_assets.download.scene_fetch import delete_scene_raw
 
 GROUP = "hypersim_dataset"
+MAX_FRAMES_LISTED = 50  # failed frames named in the run log and the metadata; the facts file has them all
 
 CONVERTED_SCENE_KEY = dg.AssetKey("converted_scene")
 
@@ -113,6 +115,15 @@ def _timing(times: ConversionTimes, finished: float, download_end: float | None)
     return rounded
 
 
+def _log_failed_frames(context: dg.AssetExecutionContext, scene: str, failed: list[dict[str, Any]]) -> None:
+    """One warning per frame that failed on bad input (``<scene>/<camera>/<frame>: reason``), so the
+    run's log says which frames the scene lacks and why, not only how many."""
+    for item in failed[:MAX_FRAMES_LISTED]:
+        context.log.warning(f"{scene}/{item['frame']} failed: {item['reason']}")
+    if len(failed) > MAX_FRAMES_LISTED:
+        context.log.warning(f"{scene}: {len(failed) - MAX_FRAMES_LISTED} more failed frames (facts/{scene}.parquet)")
+
+
 def converted_result(
     context: dg.AssetExecutionContext,
     plan: ScenePlan,
@@ -141,10 +152,14 @@ def converted_result(
     summary = summarize_scene_facts(facts, frames, hypersim.dataset_root())
     timing = _timing(stream.times, finished, download_end)
     seconds = timing["seconds"]
+    # "converted" counts frames written by this run; unchanged frames kept their outputs.
+    written = summary["converted"] - summary["skipped"]
     context.log.info(
-        f"{scene}: {summary['converted']} converted, {summary['input_missing']} missing, {summary['failed']} failed "
-        f"in {seconds:.1f} s"
+        f"{scene}: {written} converted, {summary['skipped']} unchanged, {summary['input_missing']} missing, "
+        f"{summary['failed']} failed in {seconds:.1f} s"
     )
+    failed = [f for f in summary["not_converted"] if f["status"] == STATUS_FAILED]
+    _log_failed_frames(context, scene, failed)
     verdict = completeness(summary["failed"], summary["input_missing"])
     if download.delete_raw_after_conversion and summary["failed"] == 0:
         delete_scene_raw(hypersim.raw_root(), scene)
@@ -157,6 +172,7 @@ def converted_result(
             "frames_skipped_unchanged": summary["skipped"],
             "frames_input_missing": summary["input_missing"],
             "frames_failed": summary["failed"],
+            "failed_frames": dg.MetadataValue.json(failed[:MAX_FRAMES_LISTED]),
             "complete": summary["failed"] == 0,
             "completeness": verdict.description,
             **timing,

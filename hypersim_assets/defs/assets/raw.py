@@ -14,7 +14,7 @@ from hypersim_assets.defs.policies import TRANSIENT_RETRY, failures_of
 from hypersim_assets.defs.resources import DownloadResource, HypersimResource
 from hypersim_assets.download.file_fetch import fetch_file
 from hypersim_assets.download.http_client import RetryConfig
-from hypersim_assets.download.manifest import manifest_fingerprint
+from hypersim_assets.download.manifest import manifest_fingerprint, verify_scene_members
 from hypersim_assets.download.report import FetchProgress
 from hypersim_assets.download.scene_fetch import MemberReady, fetch_scene
 from hypersim_assets.download.source import HypersimSource
@@ -111,6 +111,23 @@ def check_public_scene(scene: str, raw_root: Path) -> None:
     if scene not in set(md.public_scenes(tables.splits)):
         raise dg.Failure(
             f"scene {scene} has no frame in the public release of the metadata at {raw_root}", allow_retries=False
+        )
+
+
+def require_raw_scene(scene: str, raw_root: Path) -> None:
+    """A permanent failure unless every member in ``scene``'s download manifest is on disk with its
+    recorded size (a stat per member; the CRC-32 is the ``members_verified`` check's business).
+
+    Converting without them would record the frames as lacking upstream input, which the index
+    reads as "never will be converted"; so a conversion alone asks for ``raw_scene``.
+    """
+    problems = verify_scene_members(raw_root, scene, "size")
+    if problems:
+        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise dg.Failure(
+            f"scene {scene}: its raw files are not all on disk under {raw_root / scene} ({listed}): never fetched, "
+            "or deleted (e.g. by delete_raw_after_conversion); materialise raw_scene together with converted_scene",
+            allow_retries=False,
         )
 
 

@@ -14,7 +14,13 @@ from hypersim_assets.defs.assets.conversion import (
     open_conversion,
     plan_scene,
 )
-from hypersim_assets.defs.assets.raw import RAW_SCENE_KEY, check_public_scene, download_scene, raw_scene_spec
+from hypersim_assets.defs.assets.raw import (
+    RAW_SCENE_KEY,
+    check_public_scene,
+    download_scene,
+    raw_scene_spec,
+    require_raw_scene,
+)
 from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import scene_partitions
 from hypersim_assets.defs.policies import DOWNLOAD_POOL, TRANSIENT_RETRY
@@ -46,6 +52,8 @@ def scene_step(
         yield download_scene(context, hypersim, download)
         return
     plan = plan_scene(scene, hypersim)
+    if RAW_SCENE_KEY not in selected:
+        require_raw_scene(scene, hypersim.raw_root())
     with open_conversion(context, plan, hypersim, conversion, dask) as stream:
         download_end = None
         restarted = False
