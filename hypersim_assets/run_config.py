@@ -16,6 +16,7 @@ import pydantic
 import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
+from hypersim_assets.defs.config_values import bound_problems, config_path
 from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env, redact_url
 
 # Top-level sections of a launchpad run config that the command line passes on. ``execution``
@@ -184,9 +185,9 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
 
 
 def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> list[str]:
-    """Each value of a resource's config block that the resource's own fields reject (bounds, choices,
-    validators: what Dagster's config schema does not check, so a run would fail as its resource
-    starts), as ``resources.R.config.FIELD: why (got VALUE)``. ``{env: NAME}`` values are read from
+    """Each value of a resource's config block that the resource rejects, as its fields' validation or
+    its numeric ``BOUNDS`` (:mod:`hypersim_assets.defs.config_values`) would once a run used it: what
+    Dagster's config schema does not check. As ``resources.R.config.FIELD: why (got VALUE)``. ``{env: NAME}`` values are read from
     this process's environment; unset ones are left to the run."""
     classes: dict[str, type] = {}
     for job in jobs:
@@ -199,13 +200,15 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
         block = entry.get("config") if isinstance(entry, Mapping) else None
         if key not in classes or not isinstance(block, Mapping):
             continue
-        values = {name: _config_value(value) for name, value in block.items()}
+        values = {name: _config_value(value) for name, value in block.items() if _config_value(value) is not None}
         try:
-            classes[key](**{name: value for name, value in values.items() if value is not None})
+            classes[key](**values)
         except pydantic.ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"])
-                out.append(f"resources.{key}.config.{field}: {error['msg']} (got {error.get('input')!r})")
+                out.append(f"{config_path(key, field)}: {error['msg']} (got {error.get('input')!r})")
+            continue
+        out += bound_problems(key, values, getattr(classes[key], "BOUNDS", {}))
     return out
 
 

@@ -187,8 +187,8 @@ def test_config_file_applies_to_every_run_and_flags_override_it(mirror, tmp_path
             "resources:\n  conversion:\n    config:\n      workers: -1\n"
             "  download:\n    config:\n      max_attempts: 0\n",
             [
-                "resources.conversion.config.workers: Input should be greater than or equal to 0 (got -1)",
-                "resources.download.config.max_attempts: Input should be greater than or equal to 1 (got 0)",
+                "resources.conversion.config.workers: must be at least 0 (got -1)",
+                "resources.download.config.max_attempts: must be at least 1 (got 0)",
             ],
         ),
     ],

@@ -121,8 +121,6 @@ def test_a_resource_value_the_runs_would_reject_fails_before_any_run(mirror, tmp
     with dg.instance_for_test() as instance:
         with pytest.raises(MaterializeError) as failed:
             materialize(defs, instance, scenes=[scenes[0]], run_config=run_config)
-        assert "resources.conversion.config.workers: Input should be greater than or equal to 0 (got -1)" in str(
-            failed.value
-        )
+        assert "resources.conversion.config.workers: must be at least 0 (got -1)" in str(failed.value)
         assert instance.get_runs() == []
     assert not data.exists()

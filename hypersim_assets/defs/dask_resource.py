@@ -8,11 +8,13 @@ import concurrent.futures as cf
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
 
 from hypersim_assets.convert.dask_execution import DaskConfig, dask_executor
+from hypersim_assets.defs.config_values import Bound, require_in_bounds
 
 ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"
 ENV_DASK_TLS_CA_FILE = "HYPERSIM_DASK_TLS_CA_FILE"
@@ -31,12 +33,12 @@ class DaskResource(dg.ConfigurableResource):
     )
     local_cluster_workers: int = Field(
         default=0,
-        ge=0,
         description="Without a scheduler address: start a local Dask cluster of this many single-threaded "
         "worker processes for each run; 0 = no Dask.",
     )
     connect_timeout_s: float = Field(
-        default=30.0, gt=0, description="Seconds to wait for the scheduler (or the local workers) before the run fails."
+        default=30.0,
+        description="Seconds (more than 0) to wait for the scheduler (or the local workers) before the run fails.",
     )
     tls_ca_file: str | None = Field(
         default=None,
@@ -54,8 +56,13 @@ class DaskResource(dg.ConfigurableResource):
         f"Unset: env {ENV_DASK_REQUIRE_ENCRYPTION} (1/true), else off.",
     )
 
+    # Checked where used (defs.config_values says why not by pydantic).
+    BOUNDS: ClassVar[dict[str, Bound]] = {"local_cluster_workers": Bound(0), "connect_timeout_s": Bound(0, above=True)}
+
     def dask_config(self) -> DaskConfig:
-        """The resolved settings (scheduler address from the environment when unset)."""
+        """The resolved settings (scheduler address from the environment when unset); a value out of
+        range fails the step (not retried), naming the field."""
+        require_in_bounds("dask", {f: getattr(self, f) for f in self.BOUNDS}, self.BOUNDS)
         address = self.scheduler_address or os.environ.get(ENV_DASK_SCHEDULER) or None
         return DaskConfig(
             scheduler_address=address,

@@ -18,25 +18,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 from hypersim_assets.common.layout import MemberSelection, dataset_dir, raw_dir
+from hypersim_assets.defs.config_values import Bound, config_failure, require_in_bounds
 from hypersim_assets.defs.dask_resource import ENV_DASK_SCHEDULER, DaskResource
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE, HypersimSource, data_root_from_env
-
-
-def config_failure(resource: str, field: str, env: str | None, problem: str) -> dg.Failure:
-    """A permanent step failure for a resource value the run cannot use, naming where it is set.
-
-    Raised where the value is used (inside the step), so the asset's RetryPolicy does not retry
-    a mistake that would fail the same way again.
-    """
-    where = f"resources.{resource}.config.{field}" + (f" (or env {env})" if env else "")
-    return dg.Failure(description=f"{where}: {problem}", allow_retries=False)
 
 
 class HypersimResource(dg.ConfigurableResource):
@@ -86,20 +77,17 @@ class DownloadResource(dg.ConfigurableResource):
     )
     workers: int = Field(
         default=16,
-        ge=1,
-        le=64,
-        description="Parallel requests (connections) within one scene; 16 fills a 400 Mbit/s, 50 ms link "
+        description="Parallel requests (connections) within one scene, 1-64; 16 fills a 400 Mbit/s, 50 ms link "
         "(benchmarks/bench_download.py).",
     )
     coalesce_gap_bytes: int = Field(
         default=0,
-        ge=-1,
         description="Fetch selected members that lie at most this many bytes apart in the zip with one request "
         "(0: members that touch; the gap is fetched and dropped, worth it with few connections while "
         "gap / bandwidth < one round trip); -1 = one request per member.",
     )
-    max_attempts: int = Field(default=6, ge=1, description="HTTP attempts per request before a run fails.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Socket timeout per HTTP request, seconds.")
+    max_attempts: int = Field(default=6, description="HTTP attempts per request before a run fails (at least 1).")
+    timeout_s: float = Field(default=60.0, description="Socket timeout per HTTP request, seconds (more than 0).")
     verify: Literal["crc", "size"] = Field(
         default="crc",
         description="On a re-run, check members already on disk by size and CRC-32 ('crc') or size only ('size').",
@@ -108,6 +96,19 @@ class DownloadResource(dg.ConfigurableResource):
         default=False,
         description="Delete a scene's raw files once its conversion succeeded (for users without 2 TB to spare).",
     )
+
+    # Checked where a step uses them (see defs.config_values for why not by pydantic).
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        "workers": Bound(1, 64),
+        "coalesce_gap_bytes": Bound(-1),
+        "max_attempts": Bound(1),
+        "timeout_s": Bound(0, above=True),
+    }
+
+    def checked(self) -> DownloadResource:
+        """This resource, after failing the step (not retried) when a numeric field is out of range."""
+        require_in_bounds("download", {f: getattr(self, f) for f in self.BOUNDS}, self.BOUNDS)
+        return self
 
     def selection(self) -> MemberSelection:
         """The member selection; an inconsistent one (``globs`` without a glob) is a permanent failure."""
@@ -120,7 +121,7 @@ class DownloadResource(dg.ConfigurableResource):
 class ConversionResource(dg.ConfigurableResource):
     """How frames are converted."""
 
-    workers: int = Field(default=0, ge=0, description="Worker processes per scene; 0 = one per core.")
+    workers: int = Field(default=0, description="Worker processes per scene; 0 = one per core.")
     tilt_shift: bool = Field(
         default=True, description="Reproject tilt-shift cameras onto a pinhole camera (the reference's default)."
     )
@@ -131,7 +132,11 @@ class ConversionResource(dg.ConfigurableResource):
     )
     force: bool = Field(default=False, description="Re-convert frames even if their outputs are complete.")
 
+    BOUNDS: ClassVar[dict[str, Bound]] = {"workers": Bound(0)}  # checked where used: defs.config_values
+
     def worker_count(self) -> int:
+        """Worker processes per scene; a negative ``workers`` fails the step (not retried), naming the field."""
+        require_in_bounds("conversion", {"workers": self.workers}, self.BOUNDS)
         return self.workers or (os.cpu_count() or 1)
 
 

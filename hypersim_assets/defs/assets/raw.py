@@ -144,6 +144,7 @@ def download_scene(
     source = hypersim.parsed_source()
     raw_root = hypersim.raw_root()
     location = source.unpacked_scene_dir(scene) or source.scene_zip(scene)
+    download = download.checked()
     retry = RetryConfig(max_attempts=download.max_attempts, timeout_s=download.timeout_s)
 
     def progress(p: FetchProgress) -> None:
