@@ -274,3 +274,19 @@ def test_depth_facts_equal_masked_numpy_statistics(case):
     assert facts.depth_min_mm == int(valid.min()) and facts.depth_max_mm == int(valid.max())
     assert facts.depth_mean_mm == float(np.mean(valid.astype(np.float64)))
     assert facts.instance_count == 4 and facts.classes_present == sorted(set(sem.ravel().tolist()) - {0})
+
+
+def test_facts_record_the_settings_the_files_were_written_with(scene_dir, tmp_path):
+    cp = camera_params(H, W)
+    fast = ConversionSettings(png_compression="fast", tilt_shift=False)
+    first = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, fast)
+    assert (first.tilt_shift, first.png_compression) == (False, "fast")
+    # A done-marker written before facts carried the settings: a skipped frame takes them from the marker's key.
+    path = marker_path(tmp_path, SCENE, "cam_00", 1)
+    marker = json.loads(path.read_text())
+    del marker["facts"]["tilt_shift"], marker["facts"]["png_compression"]
+    path.write_text(json.dumps(marker))
+    again = convert_frame(scene_dir, SCENE, "cam_00", 1, "train", "Office", cp, tmp_path, fast)
+    assert again.skipped and (again.tilt_shift, again.png_compression) == (False, "fast")
+    missing = convert_frame(scene_dir, SCENE, "cam_00", 9, "train", "Office", cp, tmp_path)
+    assert missing.status == "input_missing" and missing.png_compression is None

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pandas as pd
 import pytest
 
-from hypersim_assets.catalog.provenance import CREATION_META_FILE, append_creation_meta, read_creation_meta
+from hypersim_assets.catalog.provenance import (
+    CREATION_META_FILE,
+    append_creation_meta,
+    converted_with,
+    creation_record,
+    read_creation_meta,
+)
 
 REFERENCE_KEYS = {"executable", "command", "timestamp", "local_time", "user", "version", "additional_meta"}
 
@@ -48,3 +55,30 @@ def test_legacy_single_record_is_kept(tmp_path):
     append_creation_meta(tmp_path, package_version="0.1.0", source="upstream", settings={})
     records = read_creation_meta(tmp_path)
     assert [r["version"] for r in records] == ["0.5.0", "0.1.0"]
+
+
+def _index(rows: list[tuple[str, object, object]]) -> pd.DataFrame:
+    """A frame index's status and setting columns, typed as read from the Parquet file."""
+    frame = pd.DataFrame(rows, columns=["status", "tilt_shift", "png_compression"])
+    return frame.astype({"status": "category", "tilt_shift": "boolean", "png_compression": "category"})
+
+
+def test_converted_with_reads_the_settings_of_converted_frames_only():
+    one = _index([("converted", True, "fast"), ("converted", True, "fast"), ("failed", False, "small")])
+    assert converted_with(one) == {"tilt_shift": True, "png_compression": "fast"}
+    assert type(converted_with(one)["tilt_shift"]) is bool  # JSON-serialisable, not numpy's bool
+    mixed = _index([("converted", True, "fast"), ("converted", False, "default"), ("pending", None, None)])
+    assert converted_with(mixed) == {"tilt_shift": [False, True], "png_compression": ["default", "fast"]}
+    # Facts written before frames recorded their settings: nothing to say, so nothing is said.
+    assert converted_with(_index([("converted", None, None)])) == {}
+    assert converted_with(_index([("input_missing", None, None)])) == {}
+
+
+def test_mixed_tilt_shift_is_not_reported_as_the_reference_flag():
+    record = creation_record("0.1.0", "upstream", {"tilt_shift": [False, True]})
+    assert record["settings"]["tilt_shift"] == [False, True]
+    assert "apply_tilt_shift_conversion" not in record["additional_meta"]
+    assert (
+        creation_record("0.1.0", "upstream", {"tilt_shift": False})["additional_meta"]["apply_tilt_shift_conversion"]
+        is False
+    )

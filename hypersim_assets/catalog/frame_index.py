@@ -114,6 +114,8 @@ INDEX_SCHEMA = pa.schema(
         ("classes_present", pa.list_(pa.uint8())),
         ("output_bytes", pa.uint32()),
         ("converter_version", _dict(pa.int8())),
+        ("tilt_shift", pa.bool_()),  # the settings the frame's files were written with; null if not converted
+        ("png_compression", _dict(pa.int8())),
     ]
 )
 
@@ -130,6 +132,7 @@ NULLABLE_COLUMNS: tuple[str, ...] = (
     "depth_max_mm",
     "instance_count",
     "output_bytes",
+    "tilt_shift",
 )
 
 

@@ -28,7 +28,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from hypersim_assets.common.atomic_files import write_text_atomic
+from hypersim_assets.common.frame_facts import STATUS_CONVERTED
 
 CREATION_META_FILE = "creation_meta.json"
 GENERATOR = "hypersim-assets"
@@ -64,8 +67,8 @@ def creation_record(
     additional: dict[str, Any] = {"generator": GENERATOR, "source": source, "settings": settings}
     if "subsamples" in settings:
         additional["additional_subsamples"] = [int(n) for n in settings["subsamples"] if int(n) != 1]
-    if "tilt_shift" in settings:
-        additional["apply_tilt_shift_conversion"] = bool(settings["tilt_shift"])
+    if isinstance(settings.get("tilt_shift"), bool):  # a list: frames converted both ways (see converted_with)
+        additional["apply_tilt_shift_conversion"] = settings["tilt_shift"]
     return {
         "executable": sys.executable,
         "command": os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "",
@@ -80,6 +83,29 @@ def creation_record(
         "settings": settings,
         "utc_time": now.astimezone(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+CONVERSION_SETTING_COLUMNS: tuple[str, ...] = ("tilt_shift", "png_compression")
+
+
+def converted_with(index: pd.DataFrame) -> dict[str, Any]:
+    """The settings the dataset's converted frames were written with, from the frame index's
+    ``status`` and CONVERSION_SETTING_COLUMNS: per setting its one value, or the sorted list of
+    its values when frames differ. A setting no converted frame records (facts written before
+    frames recorded their settings) is left out, as is every setting when none is converted.
+    """
+    converted = index[index["status"].astype(object) == STATUS_CONVERTED]
+    out: dict[str, Any] = {}
+    for column in CONVERSION_SETTING_COLUMNS:
+        values = sorted({_plain(v) for v in converted[column].dropna().astype(object)})
+        if values:
+            out[column] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A numpy or pandas scalar as the JSON-serialisable Python value."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def read_creation_meta(dataset_root: Path) -> list[dict]:

@@ -50,6 +50,10 @@ FACTS_SCHEMA = pa.schema(
     + CAMERA_FIELDS
     + [
         ("converter_version", pa.string()),
+        # The settings that shaped the frame's bytes (ConversionSettings.output_key); null in facts
+        # written before they were recorded.
+        ("tilt_shift", pa.bool_()),
+        ("png_compression", pa.string()),
     ]
 )
 

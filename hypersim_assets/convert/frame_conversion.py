@@ -117,6 +117,8 @@ class FrameFacts:
     quat_z: float | None = None
     quat_w: float | None = None
     converter_version: str = CONVERTER_VERSION
+    tilt_shift: bool | None = None  # the settings its files were written with (None: not converted)
+    png_compression: str | None = None
     split: str | None = None
     skipped: bool = False
 
@@ -342,7 +344,14 @@ def _skip_facts(
     except (KeyError, TypeError):
         return None
     facts.skipped = True
+    _record_settings(facts, settings)  # markers written before the facts carried them
     return facts
+
+
+def _record_settings(facts: FrameFacts, settings: ConversionSettings) -> None:
+    """Put the settings that shaped the frame's files (``output_key``) into its facts."""
+    key = settings.output_key()
+    facts.tilt_shift, facts.png_compression = key["tilt_shift"], key["png_compression"]
 
 
 def _write_if_changed(data: bytes, path: Path, fsync: bool) -> None:
@@ -441,6 +450,7 @@ def convert_frame(
     )
 
     frame_facts_of(frame, facts, total)
+    _record_settings(facts, settings)
     marker = {
         "converter_version": CONVERTER_VERSION,
         "settings": settings.output_key(),

@@ -9,10 +9,16 @@ import pyarrow as pa
 
 from hypersim_assets import __version__
 from hypersim_assets.catalog import metadata as md
-from hypersim_assets.catalog.frame_index import INDEX_FILE, INDEX_SCHEMA, build_frame_index, write_parquet_atomic
-from hypersim_assets.catalog.provenance import append_creation_meta
+from hypersim_assets.catalog.frame_index import (
+    INDEX_FILE,
+    INDEX_SCHEMA,
+    build_frame_index,
+    read_frame_index,
+    write_parquet_atomic,
+)
+from hypersim_assets.catalog.provenance import CONVERSION_SETTING_COLUMNS, append_creation_meta, converted_with
 from hypersim_assets.catalog.scene_facts import load_scene_facts
-from hypersim_assets.catalog.subsample_views import write_views
+from hypersim_assets.catalog.subsample_views import INDEX_COLUMNS_FOR_VIEWS, write_views
 from hypersim_assets.defs.assets.conversion import CONVERTED_SCENE_KEY
 from hypersim_assets.defs.assets.raw import hypersim_metadata
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
@@ -31,6 +37,9 @@ INDEX_AUTOMATION = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("refresh after upstream updates settle")
 
+
+# The index columns the views asset reads: the views' and the provenance record's.
+VIEWS_AND_PROVENANCE_COLUMNS = tuple(dict.fromkeys(INDEX_COLUMNS_FOR_VIEWS + ("status",) + CONVERSION_SETTING_COLUMNS))
 
 # What a reader of dataset/frame_index.parquet needs beyond a column's name: units and conventions
 # (catalog.frame_index and common.frame_facts define them).
@@ -59,6 +68,8 @@ _INDEX_COLUMN_NOTES = {
     "depth_mean_mm": "millimetres, over valid (non-zero) depth pixels",
     "classes_present": "NYU40 semantic classes (1-40) present, sorted",
     "output_bytes": "bytes of every file written for the frame",
+    "tilt_shift": "whether the frame was reprojected onto a pinhole camera (conversion.tilt_shift)",
+    "png_compression": "the PNG speed/size setting the frame was written with (conversion.png_compression)",
 }
 
 
@@ -132,15 +143,19 @@ def subsample_views(
     with failures_of("subsample views: setting subsamples", permanent=(ValueError,)):
         subsamples = catalog.subsample_values()
     with failures_of("subsample views"):
-        result = write_views(dataset_root, subsamples)
+        index = read_frame_index(dataset_root, columns=list(VIEWS_AND_PROVENANCE_COLUMNS))
+        result = write_views(dataset_root, subsamples, index=index)
+        # The conversion settings are the ones the frames were written with (this run's resources
+        # may differ: e.g. an automation run with defaults after a launchpad run with others).
+        written_with = converted_with(index)
         append_creation_meta(
             dataset_root,
             package_version=__version__,
             source=str(hypersim.parsed_source()),
             settings={
                 "subsamples": list(subsamples),
-                "tilt_shift": conversion.tilt_shift,
-                "png_compression": conversion.png_compression,
+                "tilt_shift": written_with.get("tilt_shift", conversion.tilt_shift),
+                "png_compression": written_with.get("png_compression", conversion.png_compression),
                 "n_processes": conversion.workers,
                 "members": download.members,
             },
