@@ -24,20 +24,20 @@ DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 102
 
 
 def _add_spec_args(p: argparse.ArgumentParser, defaults: dict) -> None:
-    p.add_argument("--scenes", type=int, default=defaults["scenes"], help="number of scenes")
-    p.add_argument("--cameras", type=int, default=defaults["cameras"], help="camera trajectories per scene")
-    p.add_argument("--frames", type=int, default=defaults["frames"], help="frames per trajectory")
-    p.add_argument("--height", type=int, default=defaults["height"], help="image height in pixels")
-    p.add_argument("--width", type=int, default=defaults["width"], help="image width in pixels")
-    p.add_argument("--seed", type=int, default=defaults["seed"], help="random seed (same seed, same bytes)")
+    positive = _int_at_least(1)
+    p.add_argument("--scenes", type=positive, default=defaults["scenes"], help="number of scenes")
+    p.add_argument("--cameras", type=positive, default=defaults["cameras"], help="camera trajectories per scene")
+    p.add_argument("--frames", type=positive, default=defaults["frames"], help="frames per trajectory")
+    p.add_argument("--height", type=positive, default=defaults["height"], help="image height in pixels")
+    p.add_argument("--width", type=positive, default=defaults["width"], help="image width in pixels")
+    p.add_argument(
+        "--seed", type=_int_at_least(0), default=defaults["seed"], help="random seed (same seed, same bytes)"
+    )
 
 
 def _spec(args: argparse.Namespace):
     from hypersim_assets.synthetic.mirror import MirrorSpec
 
-    for name in ("scenes", "cameras", "frames", "height", "width"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name} must be at least 1")
     return MirrorSpec(
         scenes=args.scenes,
         cameras=args.cameras,
@@ -52,7 +52,11 @@ def cmd_synth_mirror(args: argparse.Namespace) -> int:
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
 
     started = time.monotonic()
-    summary = write_synthetic_mirror(Path(args.dir), _spec(args), workers=args.workers)
+    try:
+        summary = write_synthetic_mirror(Path(args.dir), _spec(args), workers=args.workers)
+    except OSError as exc:  # a path that is a file, unwritable, on a full disk: say which and why
+        print(f"[hypersim] synth-mirror failed: {exc.filename or args.dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(
         f"synthetic mirror at {summary.root}: {len(summary.scenes)} scenes, {summary.frames_total} frames "
         f"({summary.frames_included} in the public release), {summary.zip_bytes / 2**20:.1f} MiB of zips, "
@@ -347,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth-mirror", help="write a synthetic Hypersim source (metadata CSVs + scenes/*.zip)")
     p.add_argument("dir", help="output directory")
     _add_spec_args(p, DEMO_SPEC)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes writing scenes")
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1, help="processes writing scenes")
     p.set_defaults(func=cmd_synth_mirror)
 
     p = sub.add_parser("serve", help="serve a source directory on loopback with HTTP Range support")
