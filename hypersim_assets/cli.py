@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -68,18 +69,23 @@ def cmd_synth_mirror(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
-    if args.rtt_ms < 0 or (args.link_mbps is not None and args.link_mbps <= 0):
-        raise SystemExit("--rtt-ms must be at least 0 and --link-mbps positive")
-    with MirrorServer(
-        Path(args.dir), host=args.host, port=args.port, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps
-    ) as server:
+    if not Path(args.dir).is_dir():
+        print(f"[hypersim] serve: {args.dir} is not a directory (a mirror: metadata CSVs and scenes/)", file=sys.stderr)
+        return 2
+    server = MirrorServer(Path(args.dir), host=args.host, port=args.port, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps)
+    try:
+        server.start()
+    except OSError as exc:  # port taken, host unknown or not this machine's
+        print(f"[hypersim] serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
         print(f"serving {args.dir} at {server.url} ({server.link.describe()}; Ctrl-C stops)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    return 0
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT  # stopped by the user, as any command ended by a signal
+    finally:
+        server.stop()
 
 
 def _dir_bytes(path: Path) -> tuple[int, int]:
@@ -285,6 +291,31 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _int_in_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int_at_least(low)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in_range(low: float, high: float) -> Callable[[str], float]:
+    """A finite number in [low, high] (NaN and infinities are refused: they would stall the server)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:  # false for NaN too
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
+
+
 def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
@@ -357,9 +388,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a source directory on loopback with HTTP Range support")
     p.add_argument("dir")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--rtt-ms", type=float, default=0.0, help="round-trip latency added to every request (ms)")
-    p.add_argument("--link-mbps", type=float, help="bandwidth cap shared by all connections (Mbit/s; default none)")
+    p.add_argument("--port", type=_int_in_range(0, 65535), default=8765, help="TCP port (0: any free one)")
+    p.add_argument(
+        "--rtt-ms",
+        type=_float_in_range(0.0, 60_000.0),
+        default=0.0,
+        help="round-trip latency added to every request (ms)",
+    )
+    p.add_argument(
+        "--link-mbps",
+        type=_float_in_range(1e-3, 1e6),
+        help="bandwidth cap shared by all connections (Mbit/s; default none)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")

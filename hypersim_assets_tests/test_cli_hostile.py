@@ -3,9 +3,14 @@ stderr and exit code 2 (usage or configuration) or 1 (a failed run), never a tra
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+
 import pytest
 
-from hypersim_assets.cli import main
+from hypersim_assets.cli import build_parser, main
 
 SMALL = ["--scenes", "1", "--cameras", "1", "--frames", "1", "--height", "24", "--width", "32"]
 
@@ -37,3 +42,49 @@ def test_synth_mirror_into_a_file_names_the_path(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(target) in err and "Not a directory" in err
     assert target.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--port", "70000"), ("--port", "-1"), ("--rtt-ms", "nan"), ("--rtt-ms", "-1"), ("--link-mbps", "inf")],
+)
+def test_serve_rejects_impossible_numbers_as_usage_errors(flag, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:  # parsing only: a server that did start would serve forever
+        build_parser().parse_args(["serve", str(tmp_path), flag, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and value in err and "Traceback" not in err
+
+
+def test_serve_a_missing_directory_is_a_usage_error_naming_it(tmp_path, capsys):
+    missing = tmp_path / "no-such-mirror"
+    assert _exit_code(["serve", str(missing), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err
+
+
+def test_serve_on_a_taken_port_says_which_and_why(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert _exit_code(["serve", str(tmp_path), "--port", port]) == 1
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and "in use" in err and "Traceback" not in err
+
+
+def test_serve_stopped_by_sigint_exits_130(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hypersim_assets.cli", "serve", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert "serving" in proc.stdout.readline()  # listening: the signal now ends a running server
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
