@@ -16,7 +16,8 @@ import pydantic
 import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
-from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env, redact_url
+from hypersim_assets.download.errors import InvalidSource
+from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, HypersimSource, data_root_from_env, redact_url
 
 # Top-level sections of a launchpad run config that the command line passes on. ``execution``
 # is dropped: the command runs every step in its own process, whatever the file says.
@@ -195,6 +196,10 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
             if cls is not None:
                 classes.setdefault(key, cls)
     out: list[str] = []
+    try:  # read by every run's first step: a source no run can read fails here, not after retries
+        HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
+    except InvalidSource as exc:
+        out.append(f"resources.hypersim.config.source: {exc}")
     for key, entry in sorted((run_config.get("resources") or {}).items()):
         block = entry.get("config") if isinstance(entry, Mapping) else None
         if key not in classes or not isinstance(block, Mapping):

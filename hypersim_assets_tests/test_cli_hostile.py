@@ -88,3 +88,34 @@ def test_serve_stopped_by_sigint_exits_130(tmp_path):
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [("ftp://example.org/hypersim", "unsupported source scheme 'ftp'"), ("http://", "names no host")],
+)
+def test_materialize_an_unreadable_source_fails_before_any_run(source, why, tmp_path, monkeypatch, capsys):
+    """It was retried as transient (7 s, 82 s, 226 s...) or read as a local path ``http:/``."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    data = tmp_path / "data"
+    assert _exit_code(["materialize", "--source", source, "--data-root", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "resources.hypersim.config.source" in err and why in err and "Traceback" not in err
+    assert not data.exists()  # no instance, no run
+
+
+def test_library_materialize_refuses_an_unreadable_source_at_once(tmp_path):
+    import dagster as dg
+
+    from hypersim_assets.common.errors import is_permanent
+    from hypersim_assets.definitions import defs
+    from hypersim_assets.download.source import HypersimSource
+    from hypersim_assets.materialize import MaterializeError, materialize
+
+    with pytest.raises(Exception) as parsed:
+        HypersimSource.parse("ftp://example.org/hypersim")
+    assert is_permanent(parsed.value)  # a step that meets it fails at once, without retries
+    with dg.instance_for_test() as instance:
+        with pytest.raises(MaterializeError, match="unsupported source scheme"):
+            materialize(defs, instance, source="ftp://example.org/hypersim", data_root=tmp_path, scenes=["ai_001_001"])
+        assert not instance.get_runs()
