@@ -137,6 +137,7 @@ def _demo(args: argparse.Namespace) -> int:
     use_sqlite_synchronous()  # before any instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
+    from hypersim_assets.run_config import RunConfigError
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
@@ -161,6 +162,9 @@ def _demo(args: argparse.Namespace) -> int:
     except MaterializeError as exc:
         print(f"[hypersim] demo failed: {exc}", file=sys.stderr)
         return 1
+    except RunConfigError as exc:  # no instance to run in
+        print(f"[hypersim] {exc}", file=sys.stderr)
+        return 2
     except RunInterrupted as exc:
         _exit_interrupted(exc)
     summary.seconds = time.monotonic() - started
@@ -270,6 +274,9 @@ def _materialize(args: argparse.Namespace) -> int:
     except MaterializeError as exc:
         print(f"[hypersim] materialize failed: {exc}", file=sys.stderr)
         return 1
+    except RunConfigError as exc:  # no instance to run in
+        print(f"[hypersim] {exc}", file=sys.stderr)
+        return 2
     except RunInterrupted as exc:
         _exit_interrupted(exc)
     _print_summary(summary, data_root)

@@ -119,3 +119,23 @@ def test_library_materialize_refuses_an_unreadable_source_at_once(tmp_path):
         with pytest.raises(MaterializeError, match="unsupported source scheme"):
             materialize(defs, instance, source="ftp://example.org/hypersim", data_root=tmp_path, scenes=["ai_001_001"])
         assert not instance.get_runs()
+
+
+@pytest.mark.parametrize("home", ["a-file", "missing", "relative"])
+def test_materialize_with_a_bad_dagster_home_says_so(home, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    value = "relative-home" if home == "relative" else str(tmp_path / home)
+    monkeypatch.setenv("DAGSTER_HOME", value)
+    assert _exit_code(["materialize", "--data-root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert f"DAGSTER_HOME={value}" in err and "Traceback" not in err
+
+
+def test_materialize_into_a_data_root_that_is_a_file_names_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    root = tmp_path / "a-file"
+    root.write_text("kept")
+    assert _exit_code(["materialize", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert str(root) in err and "Not a directory" in err and "Traceback" not in err
+    assert root.read_text() == "kept"
