@@ -298,6 +298,14 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _nonempty(text: str) -> str:
+    """A text option that must say something: an empty ``--source ""`` (an unset shell variable)
+    would otherwise mean upstream, and an empty path the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _int_in_range(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _int_at_least(low)(text)
@@ -326,20 +334,25 @@ def _float_in_range(low: float, high: float) -> Callable[[str], float]:
 def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
+        type=_nonempty,
         help=f"Hypersim source: upstream, http(s)://, file:// or a directory (default: env {ENV_SOURCE}, else upstream)",
     )
     p.add_argument(
         "--data-root",
+        type=_nonempty,
         metavar="DIR",
         help=f"data root holding raw/, dataset/ and facts/ (default: env {ENV_DATA_ROOT}, else ./hypersim-data)",
     )
-    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--root", dest="deprecated_root", type=_nonempty, metavar="DIR", help=argparse.SUPPRESS)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scene", action="append", metavar="NAME", help="scene partition to materialise (repeatable)")
+    g.add_argument(
+        "--scene", action="append", type=_nonempty, metavar="NAME", help="scene partition to materialise (repeatable)"
+    )
     g.add_argument("--all-scenes", action="store_true", help="every scene partition")
     p.add_argument("--keep-going", action="store_true", help="continue with other scenes after one fails")
     p.add_argument(
         "--config",
+        type=_nonempty,
         metavar="FILE",
         help="Dagster run config YAML (the launchpad's format) applied to every run; the options below override it",
     )
@@ -387,13 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth-mirror", help="write a synthetic Hypersim source (metadata CSVs + scenes/*.zip)")
-    p.add_argument("dir", help="output directory")
+    p.add_argument("dir", type=_nonempty, help="output directory")
     _add_spec_args(p, DEMO_SPEC)
     p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1, help="processes writing scenes")
     p.set_defaults(func=cmd_synth_mirror)
 
     p = sub.add_parser("serve", help="serve a source directory on loopback with HTTP Range support")
-    p.add_argument("dir")
+    p.add_argument("dir", type=_nonempty)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_int_in_range(0, 65535), default=8765, help="TCP port (0: any free one)")
     p.add_argument(
@@ -410,8 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")
-    p.add_argument("--workdir", metavar="DIR", help="demo folder: mirror/ and data/ (default: a new temporary folder)")
-    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--workdir",
+        type=_nonempty,
+        metavar="DIR",
+        help="demo folder: mirror/ and data/ (default: a new temporary folder)",
+    )
+    p.add_argument("--root", dest="deprecated_root", type=_nonempty, metavar="DIR", help=argparse.SUPPRESS)
     _add_spec_args(p, DEMO_SPEC)
     p.set_defaults(func=cmd_demo)
 

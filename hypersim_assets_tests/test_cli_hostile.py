@@ -139,3 +139,24 @@ def test_materialize_into_a_data_root_that_is_a_file_names_it(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert str(root) in err and "Not a directory" in err and "Traceback" not in err
     assert root.read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["materialize", "--source", ""],
+        ["materialize", "--data-root", " "],
+        ["materialize", "--scene", ""],
+        ["materialize", "--config", ""],
+        ["synth-mirror", ""],
+        ["serve", ""],
+        ["demo", "--workdir", ""],
+    ],
+    ids=["source", "data-root", "scene", "config", "synth-mirror-dir", "serve-dir", "demo-workdir"],
+)
+def test_empty_values_are_usage_errors(argv, capsys):
+    """``--source ""`` (an unset shell variable) meant upstream, an empty path the current directory."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert "must not be empty" in capsys.readouterr().err
