@@ -169,19 +169,41 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
     """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds:
     first Dagster's schema, then the values each configured resource itself rejects."""
     jobs = list(jobs)
+    unset = [
+        f"{path}: environment variable {name} is not set"
+        for path, name in _env_references(run_config)
+        if name not in os.environ
+    ]
+    if unset:  # Dagster reports these with its own stack trace
+        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(unset))
     problems: dict[str, list[str]] = {}  # message -> the jobs that reject it
     for job in jobs:
         try:
             dg.validate_run_config(job, dict(run_config))
         except dg.DagsterInvalidConfigError as exc:
             for error in exc.errors:
-                problems.setdefault(error.message, []).append(job.name)
+                # The schema dump after "Expected:" is kilobytes, and differs per job for one mistake.
+                message = error.message.split(' Expected: "', 1)[0]
+                problems.setdefault(message, []).append(job.name)
     if problems:
         lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]
         raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(lines))
     rejected = resource_value_problems(run_config, jobs)
     if rejected:
         raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(rejected))
+
+
+def _env_references(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, variable name) of every ``{env: NAME}`` value in a run config."""
+    if isinstance(value, Mapping):
+        if set(value) == {"env"}:
+            return [(path, str(value["env"]))]
+        return [
+            ref for key, item in value.items() for ref in _env_references(item, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [ref for i, item in enumerate(value) for ref in _env_references(item, f"{path}[{i}]")]
+    return []
 
 
 def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> list[str]:

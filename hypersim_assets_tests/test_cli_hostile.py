@@ -160,3 +160,33 @@ def test_empty_values_are_usage_errors(argv, capsys):
         build_parser().parse_args(argv)
     assert exited.value.code == 2
     assert "must not be empty" in capsys.readouterr().err
+
+
+def _materialize_jobs():
+    from hypersim_assets.cli import MATERIALIZE_JOBS
+    from hypersim_assets.definitions import defs
+
+    return [defs.resolve_job_def(name) for name in MATERIALIZE_JOBS]
+
+
+def test_an_unset_env_variable_in_the_config_is_named_without_a_stack_trace(monkeypatch):
+    from hypersim_assets.run_config import RunConfigError, validate_run_config
+
+    monkeypatch.delenv("HYPERSIM_TEST_UNSET", raising=False)
+    config = {"resources": {"hypersim": {"config": {"data_root": {"env": "HYPERSIM_TEST_UNSET"}}}}}
+    with pytest.raises(RunConfigError) as rejected:
+        validate_run_config(config, _materialize_jobs())
+    message = str(rejected.value)
+    assert "resources.hypersim.config.data_root: environment variable HYPERSIM_TEST_UNSET is not set" in message
+    assert "Stack Trace" not in message and "File " not in message
+
+
+def test_an_unknown_key_is_one_short_line():
+    from hypersim_assets.run_config import RunConfigError, validate_run_config
+
+    with pytest.raises(RunConfigError) as rejected:
+        validate_run_config({"extra": 1, "resources": {"bogus": {}}}, _materialize_jobs())
+    lines = str(rejected.value).splitlines()[1:]
+    assert len(lines) == 2  # one per mistake, not one per job
+    assert all(len(line) < 300 for line in lines), lines  # no schema dump
+    assert '"extra"' in lines[0] and '"bogus"' in lines[1]
