@@ -450,7 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command's entry point: run the subcommand, then let the interpreter exit quickly."""
     args = build_parser().parse_args(argv)
-    code = int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (loading, reading the config, writing a mirror)
+        print("[hypersim] interrupted (SIGINT)", file=sys.stderr)
+        return 128 + signal.SIGINT
     # The interpreter's shutdown garbage-collects every object still alive (Dagster, pandas and
     # their modules), about a second of CPU here that frees nothing the OS would not. Frozen
     # objects are skipped by those passes; atexit handlers, non-daemon thread joins and the

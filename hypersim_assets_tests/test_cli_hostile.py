@@ -3,6 +3,7 @@ stderr and exit code 2 (usage or configuration) or 1 (a failed run), never a tra
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -190,3 +191,35 @@ def test_an_unknown_key_is_one_short_line():
     assert len(lines) == 2  # one per mistake, not one per job
     assert all(len(line) < 300 for line in lines), lines  # no schema dump
     assert '"extra"' in lines[0] and '"bogus"' in lines[1]
+
+
+def test_ctrl_c_outside_a_run_exits_130_without_a_traceback(tmp_path):
+    """SIGINT while the command waits on its --config (a FIFO nobody writes): no run is in progress."""
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypersim_assets.cli",
+            "materialize",
+            "--data-root",
+            str(tmp_path),
+            "--config",
+            str(fifo),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        with open(fifo, "w"):  # returns once the command opened the FIFO to read it
+            proc.send_signal(signal.SIGINT)
+            err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode in (128 + signal.SIGINT, -signal.SIGINT)  # a shell sees 130 either way
+    assert "Traceback" not in err and "interrupted" in err
