@@ -117,7 +117,8 @@ def build_run_config(
     Source, data root and subsample values are always written (option, else file, else
     ``HYPERSIM_SOURCE`` / ``HYPERSIM_DATA_ROOT`` / ``HYPERSIM_SUBSAMPLES``, else the
     defaults), so a run's page shows where its data came from and went. The console log
-    level is the file's, else ``log_level``.
+    level is the file's, else ``log_level``. Raises RunConfigError for a malformed
+    ``HYPERSIM_SUBSAMPLES``.
     """
     run_config = copy.deepcopy(dict(file_config or {}))
     for section in IGNORED_SECTIONS:
@@ -139,7 +140,10 @@ def build_run_config(
     if options.additional_subsamples is not None:
         catalog["subsamples"] = _subsample_text(sorted({1, *options.additional_subsamples}))
     elif not _config_value(catalog.get("subsamples")):
-        catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+        try:
+            catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+        except ValueError as exc:  # the message names the variable and its value
+            raise RunConfigError(str(exc)) from exc
 
     conversion_fields = {
         "workers": options.workers,

@@ -223,3 +223,19 @@ def test_ctrl_c_outside_a_run_exits_130_without_a_traceback(tmp_path):
         proc.wait()
     assert proc.returncode in (128 + signal.SIGINT, -signal.SIGINT)  # a shell sees 130 either way
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_a_malformed_subsamples_variable_is_a_config_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HYPERSIM_SUBSAMPLES", "abc")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert _exit_code(["materialize", "--data-root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "HYPERSIM_SUBSAMPLES" in err and "'abc'" in err and "Traceback" not in err
+
+
+def test_a_subsample_too_large_to_index_is_a_usage_error(capsys):
+    """10**21 reached the views step, which failed with 'OverflowError: Python int too large'."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["materialize", "--additional-subsamples", str(10**21)])
+    assert exited.value.code == 2
+    assert "--additional-subsamples" in capsys.readouterr().err
