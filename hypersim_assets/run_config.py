@@ -257,14 +257,20 @@ def _subsample_text(values) -> str:
 
 
 def source_config_value(source: str) -> str | dict[str, str]:
-    """The run-config value for ``source``: the text itself, or, when it is a URL carrying a
-    password, ``{"env": "HYPERSIM_SOURCE"}`` with the URL put into this process's environment.
+    """The run-config value for ``source``: the text itself (a directory or ``file://`` URL as an
+    absolute path), or, when it is a URL carrying a password, ``{"env": "HYPERSIM_SOURCE"}`` with
+    the URL put into this process's environment.
 
     Dagster stores run config verbatim in its run database and shows it on the run's page;
     a password must reach the run without being written there (runs of this command
     execute in this process, so they read the variable).
     """
     if redact_url(source) == source:
-        return source
+        try:
+            parsed = HypersimSource.parse(source)
+        except InvalidSource:
+            return source  # validate_run_config names the problem
+        # A directory as an absolute path: a run re-executed from the UI runs in another directory.
+        return source if parsed.is_remote else parsed.base
     os.environ[ENV_SOURCE] = source
     return {"env": ENV_SOURCE}

@@ -239,3 +239,20 @@ def test_a_subsample_too_large_to_index_is_a_usage_error(capsys):
         build_parser().parse_args(["materialize", "--additional-subsamples", str(10**21)])
     assert exited.value.code == 2
     assert "--additional-subsamples" in capsys.readouterr().err
+
+
+def test_a_relative_source_directory_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    """``--source m1`` was stored as ``m1``: a run re-executed from the UI (another working
+    directory) read another folder, or none."""
+    from hypersim_assets.run_config import RunOptions, build_run_config
+
+    monkeypatch.chdir(tmp_path)
+    for text in ("mirror", "./mirror/", f"file://{tmp_path}/mirror"):
+        config = build_run_config({}, RunOptions(source=text, data_root="data"))
+        assert config["resources"]["hypersim"]["config"]["source"] == str(tmp_path / "mirror"), text
+        file_config = {"resources": {"hypersim": {"config": {"source": text}}}}
+        assert build_run_config(file_config, RunOptions())["resources"]["hypersim"]["config"]["source"] == str(
+            tmp_path / "mirror"
+        )
+    upstream = build_run_config({}, RunOptions(source="upstream", data_root="data"))
+    assert upstream["resources"]["hypersim"]["config"]["source"] == "upstream"
