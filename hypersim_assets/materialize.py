@@ -291,6 +291,9 @@ def materialize(
     """
     echo_err = echo_err or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
+    # One run per scene, in the order first named: a repeated name ran (and was counted) twice,
+    # and a bare string was read as one scene per character.
+    scenes = list(dict.fromkeys([scenes] if isinstance(scenes, str) else scenes))
     summary = MaterializeSummary()
     if run_config is None:
         run_config = resource_run_config(source, data_root, log_level)

@@ -256,3 +256,21 @@ def test_a_relative_source_directory_is_recorded_as_an_absolute_path(tmp_path, m
         )
     upstream = build_run_config({}, RunOptions(source="upstream", data_root="data"))
     assert upstream["resources"]["hypersim"]["config"]["source"] == "upstream"
+
+
+def test_a_scene_named_twice_is_materialised_once(tmp_path):
+    import dagster as dg
+
+    from hypersim_assets.definitions import defs
+    from hypersim_assets.materialize import materialize
+    from hypersim_assets.synthetic.mirror import MirrorSpec, write_synthetic_mirror
+
+    mirror = tmp_path / "mirror"
+    scene = write_synthetic_mirror(mirror, MirrorSpec(scenes=1, cameras=1, frames=1, height=24, width=32)).scenes[0]
+    with dg.instance_for_test() as instance:
+        summary = materialize(defs, instance, source=str(mirror), data_root=tmp_path / "data", scenes=[scene, scene])
+        assert summary.scenes == [scene]
+        scene_runs = [r for r in instance.get_runs() if r.tags.get("dagster/partition") == scene]
+        assert len(scene_runs) == 1
+        again = materialize(defs, instance, source=str(mirror), data_root=tmp_path / "data", scenes=scene)
+        assert again.scenes == [scene]  # a bare name is one scene, not one per character
