@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def load_run_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RunConfigError(f"run config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RunConfigError(f"run config file {path} is not UTF-8 text (byte {exc.start}): not a YAML file?") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -187,7 +190,7 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
         except dg.DagsterInvalidConfigError as exc:
             for error in exc.errors:
                 # The schema dump after "Expected:" is kilobytes, and differs per job for one mistake.
-                message = error.message.split(' Expected: "', 1)[0]
+                message = re.split(r'\.? Expected:? "', error.message, maxsplit=1)[0]
                 problems.setdefault(message, []).append(job.name)
     if problems:
         lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]

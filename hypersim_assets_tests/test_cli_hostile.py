@@ -274,3 +274,21 @@ def test_a_scene_named_twice_is_materialised_once(tmp_path):
         assert len(scene_runs) == 1
         again = materialize(defs, instance, source=str(mirror), data_root=tmp_path / "data", scenes=scene)
         assert again.scenes == [scene]  # a bare name is one scene, not one per character
+
+
+def test_a_config_file_that_is_not_text_is_a_config_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    config = tmp_path / "run.yaml"
+    config.write_bytes(b"\xff\xfe\x00binary")
+    assert _exit_code(["materialize", "--data-root", str(tmp_path / "data"), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "UTF-8" in err and "Traceback" not in err
+
+
+def test_a_none_section_is_one_short_line():
+    from hypersim_assets.run_config import RunConfigError, validate_run_config
+
+    with pytest.raises(RunConfigError) as rejected:
+        validate_run_config({"resources": None}, _materialize_jobs())
+    (line,) = str(rejected.value).splitlines()[1:]
+    assert "root:resources must not be None" in line and len(line) < 300, line
