@@ -25,6 +25,12 @@ from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, HypersimSource
 IGNORED_SECTIONS = ("execution",)
 
 
+# The largest every-N-th subsample value: a larger one overflows the views' integer arithmetic.
+MAX_SUBSAMPLE = 2**31 - 1
+# Python's level names, which Dagster's console logger accepts.
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
+
+
 class RunConfigError(ValueError):
     """A run config file that cannot be read, or a run config the jobs' schema rejects."""
 
@@ -229,6 +235,18 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
         HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
     except InvalidSource as exc:
         out.append(f"resources.hypersim.config.source: {exc}")
+    subsamples = resource_field(run_config, "catalog", "subsamples")
+    try:  # read only by the views step, the last of a run: after every scene was converted
+        too_large = [n for n in parse_subsamples(subsamples) if n > MAX_SUBSAMPLE]
+    except ValueError as exc:
+        out.append(f"resources.catalog.config.subsamples: {exc}")
+    else:
+        if too_large:
+            out.append(f"resources.catalog.config.subsamples: values must be at most {MAX_SUBSAMPLE}, got {too_large}")
+    console = ((run_config.get("loggers") or {}).get("console") or {}).get("config") or {}
+    level = _config_value(console.get("log_level")) if isinstance(console, Mapping) else None
+    if isinstance(level, str) and level.upper() not in LOG_LEVELS:  # Dagster's check fails the run as it starts
+        out.append(f"loggers.console.config.log_level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     for key, entry in sorted((run_config.get("resources") or {}).items()):
         block = entry.get("config") if isinstance(entry, Mapping) else None
         if key not in classes or not isinstance(block, Mapping):

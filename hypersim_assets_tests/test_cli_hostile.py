@@ -4,6 +4,7 @@ stderr and exit code 2 (usage or configuration) or 1 (a failed run), never a tra
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -292,3 +293,30 @@ def test_a_none_section_is_one_short_line():
         validate_run_config({"resources": None}, _materialize_jobs())
     (line,) = str(rejected.value).splitlines()[1:]
     assert "root:resources must not be None" in line and len(line) < 300, line
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"resources": {"catalog": {"config": {"subsamples": "0,x"}}}}, "resources.catalog.config.subsamples"),
+        ({"resources": {"catalog": {"config": {"subsamples": f"1,{10**24}"}}}}, "must be at most 2147483647"),
+        ({"loggers": {"console": {"config": {"log_level": "NOPE"}}}}, "loggers.console.config.log_level"),
+    ],
+    ids=["subsamples-malformed", "subsamples-huge", "log-level"],
+)
+def test_values_a_run_would_fail_on_are_rejected_before_any_run(config, expected, tmp_path):
+    """They failed a run: the subsamples in the views step, after every scene (exit 1, a bare
+    OverflowError or a message naming HYPERSIM_SUBSAMPLES); the log level as the run started."""
+    import dagster as dg
+
+    from hypersim_assets.definitions import defs
+    from hypersim_assets.materialize import MaterializeError, materialize
+    from hypersim_assets.run_config import RunConfigError, RunOptions, build_run_config, validate_run_config
+
+    with pytest.raises(RunConfigError, match=re.escape(expected)):
+        validate_run_config(config, _materialize_jobs())
+    run_config = build_run_config(config, RunOptions(source=str(tmp_path), data_root=str(tmp_path / "data")))
+    with dg.instance_for_test() as instance:
+        with pytest.raises(MaterializeError, match=re.escape(expected)):
+            materialize(defs, instance, run_config=run_config)
+        assert not instance.get_runs()
