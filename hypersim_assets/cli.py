@@ -49,14 +49,21 @@ def _spec(args: argparse.Namespace):
     )
 
 
-def cmd_synth_mirror(args: argparse.Namespace) -> int:
+def _write_mirror(root: Path, spec, workers: int, command: str):
+    """The synthetic mirror's summary, or None after saying on stderr which path could not be written and why."""
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
 
-    started = time.monotonic()
     try:
-        summary = write_synthetic_mirror(Path(args.dir), _spec(args), workers=args.workers)
-    except OSError as exc:  # a path that is a file, unwritable, on a full disk: say which and why
-        print(f"[hypersim] synth-mirror failed: {exc.filename or args.dir}: {exc.strerror or exc}", file=sys.stderr)
+        return write_synthetic_mirror(root, spec, workers=workers)
+    except OSError as exc:  # a path that is a file, unwritable, on a full disk
+        print(f"[hypersim] {command} failed: {exc.filename or root}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
+def cmd_synth_mirror(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    summary = _write_mirror(Path(args.dir), _spec(args), args.workers, "synth-mirror")
+    if summary is None:
         return 1
     print(
         f"synthetic mirror at {summary.root}: {len(summary.scenes)} scenes, {summary.frames_total} frames "
@@ -138,7 +145,6 @@ def _demo(args: argparse.Namespace) -> int:
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.run_config import RunConfigError
-    from hypersim_assets.synthetic.mirror import write_synthetic_mirror
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
     started = time.monotonic()
@@ -152,7 +158,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"[hypersim] writing a synthetic mirror ({spec.scenes} scenes x {spec.cameras} cameras x {spec.frames} frames, {spec.width}x{spec.height}) ..."
     )
-    write_synthetic_mirror(mirror, spec, workers=os.cpu_count() or 1)
+    if _write_mirror(mirror, spec, os.cpu_count() or 1, "demo") is None:
+        return 1
     instance_home = Path(os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="hypersim-dagster-home-"))
     try:
         with MirrorServer(mirror) as server:

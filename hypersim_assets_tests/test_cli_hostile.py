@@ -320,3 +320,12 @@ def test_values_a_run_would_fail_on_are_rejected_before_any_run(config, expected
         with pytest.raises(MaterializeError, match=re.escape(expected)):
             materialize(defs, instance, run_config=run_config)
         assert not instance.get_runs()
+
+
+def test_demo_in_a_workdir_that_is_a_file_names_it(tmp_path, capsys):
+    workdir = tmp_path / "a-file"
+    workdir.write_text("kept")
+    assert _exit_code(["demo", "--workdir", str(workdir), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert str(workdir) in err and "Not a directory" in err and "Traceback" not in err
+    assert workdir.read_text() == "kept"
