@@ -232,9 +232,13 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
                 classes.setdefault(key, cls)
     out: list[str] = []
     try:  # read by every run's first step: a source no run can read fails here, not after retries
-        HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
+        source = HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
     except InvalidSource as exc:
         out.append(f"resources.hypersim.config.source: {exc}")
+    else:
+        if not source.is_remote and not Path(source.base).is_dir():
+            what = "is a file" if Path(source.base).exists() else "does not exist"
+            out.append(f"resources.hypersim.config.source: {source.base} {what}; a local source is a directory")
     subsamples = resource_field(run_config, "catalog", "subsamples")
     try:  # read only by the views step, the last of a run: after every scene was converted
         too_large = [n for n in parse_subsamples(subsamples) if n > MAX_SUBSAMPLE]

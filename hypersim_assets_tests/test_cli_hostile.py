@@ -329,3 +329,17 @@ def test_demo_in_a_workdir_that_is_a_file_names_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(workdir) in err and "Not a directory" in err and "Traceback" not in err
     assert workdir.read_text() == "kept"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_local_source_that_is_no_directory_fails_before_any_run(kind, tmp_path, monkeypatch, capsys):
+    """It failed the metadata run with '<source>/metadata_images_split_scene_v1.csv: no such file'."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    source = tmp_path / "mirror"
+    if kind == "file":
+        source.write_text("")
+    data = tmp_path / "data"
+    assert _exit_code(["materialize", "--source", str(source), "--data-root", str(data), "--scene", "ai_001_001"]) == 2
+    err = capsys.readouterr().err
+    assert f"resources.hypersim.config.source: {source}" in err and "Traceback" not in err
+    assert not data.exists()
