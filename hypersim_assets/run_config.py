@@ -27,6 +27,16 @@ IGNORED_SECTIONS = ("execution",)
 
 # The largest every-N-th subsample value: a larger one overflows the views' integer arithmetic.
 MAX_SUBSAMPLE = 2**31 - 1
+# Conversion worker processes per core beyond which a value is taken for a typo: the warm pool
+# starts all of them at once (--n-processes 100000 began forking 100000 processes).
+MAX_WORKERS_PER_CORE = 8
+
+
+def max_conversion_workers() -> int:
+    """The most conversion worker processes a run of this machine may ask for."""
+    return MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
 # Python's level names, which Dagster's console logger accepts.
 LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
 
@@ -247,6 +257,12 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
     else:
         if too_large:
             out.append(f"resources.catalog.config.subsamples: values must be at most {MAX_SUBSAMPLE}, got {too_large}")
+    workers = resource_field(run_config, "conversion", "workers")
+    if isinstance(workers, int) and workers > max_conversion_workers():  # the pool starts every worker at once
+        out.append(
+            f"resources.conversion.config.workers: at most {max_conversion_workers()} "
+            f"({MAX_WORKERS_PER_CORE} per core of this machine), got {workers}"
+        )
     console = ((run_config.get("loggers") or {}).get("console") or {}).get("config") or {}
     level = _config_value(console.get("log_level")) if isinstance(console, Mapping) else None
     if isinstance(level, str) and level.upper() not in LOG_LEVELS:  # Dagster's check fails the run as it starts

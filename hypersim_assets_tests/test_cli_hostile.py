@@ -343,3 +343,14 @@ def test_a_local_source_that_is_no_directory_fails_before_any_run(kind, tmp_path
     err = capsys.readouterr().err
     assert f"resources.hypersim.config.source: {source}" in err and "Traceback" not in err
     assert not data.exists()
+
+
+def test_a_worker_count_no_machine_here_could_run_is_rejected_before_any_run():
+    """--n-processes 100000 was accepted and the warm pool began starting 100000 processes."""
+    from hypersim_assets.run_config import RunConfigError, max_conversion_workers, validate_run_config
+
+    too_many = max_conversion_workers() + 1
+    config = {"resources": {"conversion": {"config": {"workers": too_many}}}}
+    with pytest.raises(RunConfigError, match=f"resources.conversion.config.workers: .*got {too_many}"):
+        validate_run_config(config, _materialize_jobs())
+    validate_run_config({"resources": {"conversion": {"config": {"workers": os.cpu_count()}}}}, _materialize_jobs())
