@@ -1,5 +1,8 @@
 """The ``hypersim-assets`` command: build a synthetic mirror, serve one on
-loopback, run the demo, or materialise the asset graph against an instance."""
+loopback, run the demo, or materialise the asset graph against an instance.
+
+Past 400 lines because it holds the four subcommands' parsers and handlers together (their
+options' help is most of it); option value parsing lives in :mod:`hypersim_assets.common.option_values`."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from hypersim_assets.common.option_values import float_in_range, int_at_least, int_in_range, nonempty
 from hypersim_assets.convert.warm_pool import kept_pools, shutdown_warm_pool
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
 
@@ -25,15 +28,13 @@ DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 102
 
 
 def _add_spec_args(p: argparse.ArgumentParser, defaults: dict) -> None:
-    positive = _int_at_least(1)
+    positive = int_at_least(1)
     p.add_argument("--scenes", type=positive, default=defaults["scenes"], help="number of scenes")
     p.add_argument("--cameras", type=positive, default=defaults["cameras"], help="camera trajectories per scene")
     p.add_argument("--frames", type=positive, default=defaults["frames"], help="frames per trajectory")
     p.add_argument("--height", type=positive, default=defaults["height"], help="image height in pixels")
     p.add_argument("--width", type=positive, default=defaults["width"], help="image width in pixels")
-    p.add_argument(
-        "--seed", type=_int_at_least(0), default=defaults["seed"], help="random seed (same seed, same bytes)"
-    )
+    p.add_argument("--seed", type=int_at_least(0), default=defaults["seed"], help="random seed (same seed, same bytes)")
 
 
 def _spec(args: argparse.Namespace):
@@ -292,74 +293,28 @@ def _materialize(args: argparse.Namespace) -> int:
     return 1 if summary.failed_scenes else 0
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _nonempty(text: str) -> str:
-    """A text option that must say something: an empty ``--source ""`` (an unset shell variable)
-    would otherwise mean upstream, and an empty path the current directory."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-def _int_in_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int_at_least(low)(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
-        return value
-
-    return parse
-
-
-def _float_in_range(low: float, high: float) -> Callable[[str], float]:
-    """A finite number in [low, high] (NaN and infinities are refused: they would stall the server)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:  # false for NaN too
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
-        return value
-
-    return parse
-
-
 def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
-        type=_nonempty,
+        type=nonempty,
         help=f"Hypersim source: upstream, http(s)://, file:// or a directory (default: env {ENV_SOURCE}, else upstream)",
     )
     p.add_argument(
         "--data-root",
-        type=_nonempty,
+        type=nonempty,
         metavar="DIR",
         help=f"data root holding raw/, dataset/ and facts/ (default: env {ENV_DATA_ROOT}, else ./hypersim-data)",
     )
-    p.add_argument("--root", dest="deprecated_root", type=_nonempty, metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--root", dest="deprecated_root", type=nonempty, metavar="DIR", help=argparse.SUPPRESS)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "--scene", action="append", type=_nonempty, metavar="NAME", help="scene partition to materialise (repeatable)"
+        "--scene", action="append", type=nonempty, metavar="NAME", help="scene partition to materialise (repeatable)"
     )
     g.add_argument("--all-scenes", action="store_true", help="every scene partition")
     p.add_argument("--keep-going", action="store_true", help="continue with other scenes after one fails")
     p.add_argument(
         "--config",
-        type=_nonempty,
+        type=nonempty,
         metavar="FILE",
         help="Dagster run config YAML (the launchpad's format) applied to every run; the options below override it",
     )
@@ -367,7 +322,7 @@ def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     ref = p.add_argument_group("the reference converter's options (prepare_dataset.py), same meaning")
     ref.add_argument(
         "--additional-subsamples",
-        type=_int_in_range(1, 2**31 - 1),  # run_config.MAX_SUBSAMPLE (not imported: it loads Dagster)
+        type=int_in_range(1, 2**31 - 1),  # run_config.MAX_SUBSAMPLE (not imported: it loads Dagster)
         nargs="*",
         metavar="N",
         help="also write every-N-th views and <split>_every_<N>th.txt lists (the full lists always); "
@@ -376,7 +331,7 @@ def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     workers = ref.add_mutually_exclusive_group()
     workers.add_argument(
         "--n-processes",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         metavar="N",
         help="conversion worker processes per scene (default: one per core; the reference's default is 1)",
     )
@@ -407,24 +362,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth-mirror", help="write a synthetic Hypersim source (metadata CSVs + scenes/*.zip)")
-    p.add_argument("dir", type=_nonempty, help="output directory")
+    p.add_argument("dir", type=nonempty, help="output directory")
     _add_spec_args(p, DEMO_SPEC)
-    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1, help="processes writing scenes")
+    p.add_argument("--workers", type=int_at_least(1), default=os.cpu_count() or 1, help="processes writing scenes")
     p.set_defaults(func=cmd_synth_mirror)
 
     p = sub.add_parser("serve", help="serve a source directory on loopback with HTTP Range support")
-    p.add_argument("dir", type=_nonempty)
+    p.add_argument("dir", type=nonempty)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_int_in_range(0, 65535), default=8765, help="TCP port (0: any free one)")
+    p.add_argument("--port", type=int_in_range(0, 65535), default=8765, help="TCP port (0: any free one)")
     p.add_argument(
         "--rtt-ms",
-        type=_float_in_range(0.0, 60_000.0),
+        type=float_in_range(0.0, 60_000.0),
         default=0.0,
         help="round-trip latency added to every request (ms)",
     )
     p.add_argument(
         "--link-mbps",
-        type=_float_in_range(1e-3, 1e6),
+        type=float_in_range(1e-3, 1e6),
         help="bandwidth cap shared by all connections (Mbit/s; default none)",
     )
     p.set_defaults(func=cmd_serve)
@@ -432,11 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")
     p.add_argument(
         "--workdir",
-        type=_nonempty,
+        type=nonempty,
         metavar="DIR",
         help="demo folder: mirror/ and data/ (default: a new temporary folder)",
     )
-    p.add_argument("--root", dest="deprecated_root", type=_nonempty, metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--root", dest="deprecated_root", type=nonempty, metavar="DIR", help=argparse.SUPPRESS)
     _add_spec_args(p, DEMO_SPEC)
     p.set_defaults(func=cmd_demo)
 
