@@ -194,6 +194,7 @@ def test_an_unknown_key_is_one_short_line():
     assert '"extra"' in lines[0] and '"bogus"' in lines[1]
 
 
+@pytest.mark.e2e
 def test_ctrl_c_outside_a_run_exits_130_without_a_traceback(tmp_path):
     """SIGINT while the command waits on its --config (a FIFO nobody writes): no run is in progress."""
     fifo = tmp_path / "config.yaml"
@@ -259,6 +260,7 @@ def test_a_relative_source_directory_is_recorded_as_an_absolute_path(tmp_path, m
     assert upstream["resources"]["hypersim"]["config"]["source"] == "upstream"
 
 
+@pytest.mark.e2e
 def test_a_scene_named_twice_is_materialised_once(tmp_path):
     import dagster as dg
 
