@@ -1,18 +1,22 @@
 """The ``hypersim-assets`` command: build a synthetic mirror, serve one on
-loopback, run the demo, or materialise the asset graph against an instance."""
+loopback, run the demo, or materialise the asset graph against an instance.
+
+Past 400 lines because it holds the four subcommands' parsers and handlers together (their
+options' help is most of it); option value parsing lives in :mod:`hypersim_assets.common.option_values`."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import os
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from hypersim_assets.common.option_values import float_in_range, int_at_least, int_in_range, nonempty
 from hypersim_assets.convert.warm_pool import kept_pools, shutdown_warm_pool
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE
 
@@ -24,20 +28,18 @@ DEMO_SPEC = {"scenes": 3, "cameras": 2, "frames": 4, "height": 768, "width": 102
 
 
 def _add_spec_args(p: argparse.ArgumentParser, defaults: dict) -> None:
-    p.add_argument("--scenes", type=int, default=defaults["scenes"], help="number of scenes")
-    p.add_argument("--cameras", type=int, default=defaults["cameras"], help="camera trajectories per scene")
-    p.add_argument("--frames", type=int, default=defaults["frames"], help="frames per trajectory")
-    p.add_argument("--height", type=int, default=defaults["height"], help="image height in pixels")
-    p.add_argument("--width", type=int, default=defaults["width"], help="image width in pixels")
-    p.add_argument("--seed", type=int, default=defaults["seed"], help="random seed (same seed, same bytes)")
+    positive = int_at_least(1)
+    p.add_argument("--scenes", type=positive, default=defaults["scenes"], help="number of scenes")
+    p.add_argument("--cameras", type=positive, default=defaults["cameras"], help="camera trajectories per scene")
+    p.add_argument("--frames", type=positive, default=defaults["frames"], help="frames per trajectory")
+    p.add_argument("--height", type=positive, default=defaults["height"], help="image height in pixels")
+    p.add_argument("--width", type=positive, default=defaults["width"], help="image width in pixels")
+    p.add_argument("--seed", type=int_at_least(0), default=defaults["seed"], help="random seed (same seed, same bytes)")
 
 
 def _spec(args: argparse.Namespace):
     from hypersim_assets.synthetic.mirror import MirrorSpec
 
-    for name in ("scenes", "cameras", "frames", "height", "width"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name} must be at least 1")
     return MirrorSpec(
         scenes=args.scenes,
         cameras=args.cameras,
@@ -48,11 +50,22 @@ def _spec(args: argparse.Namespace):
     )
 
 
-def cmd_synth_mirror(args: argparse.Namespace) -> int:
+def _write_mirror(root: Path, spec, workers: int, command: str):
+    """The synthetic mirror's summary, or None after saying on stderr which path could not be written and why."""
     from hypersim_assets.synthetic.mirror import write_synthetic_mirror
 
+    try:
+        return write_synthetic_mirror(root, spec, workers=workers)
+    except OSError as exc:  # a path that is a file, unwritable, on a full disk
+        print(f"[hypersim] {command} failed: {exc.filename or root}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
+def cmd_synth_mirror(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    summary = write_synthetic_mirror(Path(args.dir), _spec(args), workers=args.workers)
+    summary = _write_mirror(Path(args.dir), _spec(args), args.workers, "synth-mirror")
+    if summary is None:
+        return 1
     print(
         f"synthetic mirror at {summary.root}: {len(summary.scenes)} scenes, {summary.frames_total} frames "
         f"({summary.frames_included} in the public release), {summary.zip_bytes / 2**20:.1f} MiB of zips, "
@@ -64,18 +77,23 @@ def cmd_synth_mirror(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
-    if args.rtt_ms < 0 or (args.link_mbps is not None and args.link_mbps <= 0):
-        raise SystemExit("--rtt-ms must be at least 0 and --link-mbps positive")
-    with MirrorServer(
-        Path(args.dir), host=args.host, port=args.port, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps
-    ) as server:
+    if not Path(args.dir).is_dir():
+        print(f"[hypersim] serve: {args.dir} is not a directory (a mirror: metadata CSVs and scenes/)", file=sys.stderr)
+        return 2
+    server = MirrorServer(Path(args.dir), host=args.host, port=args.port, rtt_ms=args.rtt_ms, link_mbps=args.link_mbps)
+    try:
+        server.start()
+    except OSError as exc:  # port taken, host unknown or not this machine's
+        print(f"[hypersim] serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
         print(f"serving {args.dir} at {server.url} ({server.link.describe()}; Ctrl-C stops)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-    return 0
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT  # stopped by the user, as any command ended by a signal
+    finally:
+        server.stop()
 
 
 def _dir_bytes(path: Path) -> tuple[int, int]:
@@ -127,7 +145,7 @@ def _demo(args: argparse.Namespace) -> int:
     use_sqlite_synchronous()  # before any instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
-    from hypersim_assets.synthetic.mirror import write_synthetic_mirror
+    from hypersim_assets.run_config import RunConfigError
     from hypersim_assets.synthetic.mirror_server import MirrorServer
 
     started = time.monotonic()
@@ -141,7 +159,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"[hypersim] writing a synthetic mirror ({spec.scenes} scenes x {spec.cameras} cameras x {spec.frames} frames, {spec.width}x{spec.height}) ..."
     )
-    write_synthetic_mirror(mirror, spec, workers=os.cpu_count() or 1)
+    if _write_mirror(mirror, spec, os.cpu_count() or 1, "demo") is None:
+        return 1
     instance_home = Path(os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="hypersim-dagster-home-"))
     try:
         with MirrorServer(mirror) as server:
@@ -151,6 +170,9 @@ def _demo(args: argparse.Namespace) -> int:
     except MaterializeError as exc:
         print(f"[hypersim] demo failed: {exc}", file=sys.stderr)
         return 1
+    except RunConfigError as exc:  # no instance to run in
+        print(f"[hypersim] {exc}", file=sys.stderr)
+        return 2
     except RunInterrupted as exc:
         _exit_interrupted(exc)
     summary.seconds = time.monotonic() - started
@@ -260,6 +282,9 @@ def _materialize(args: argparse.Namespace) -> int:
     except MaterializeError as exc:
         print(f"[hypersim] materialize failed: {exc}", file=sys.stderr)
         return 1
+    except RunConfigError as exc:  # no instance to run in
+        print(f"[hypersim] {exc}", file=sys.stderr)
+        return 2
     except RunInterrupted as exc:
         _exit_interrupted(exc)
     _print_summary(summary, data_root)
@@ -268,36 +293,28 @@ def _materialize(args: argparse.Namespace) -> int:
     return 1 if summary.failed_scenes else 0
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
+        type=nonempty,
         help=f"Hypersim source: upstream, http(s)://, file:// or a directory (default: env {ENV_SOURCE}, else upstream)",
     )
     p.add_argument(
         "--data-root",
+        type=nonempty,
         metavar="DIR",
         help=f"data root holding raw/, dataset/ and facts/ (default: env {ENV_DATA_ROOT}, else ./hypersim-data)",
     )
-    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--root", dest="deprecated_root", type=nonempty, metavar="DIR", help=argparse.SUPPRESS)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scene", action="append", metavar="NAME", help="scene partition to materialise (repeatable)")
+    g.add_argument(
+        "--scene", action="append", type=nonempty, metavar="NAME", help="scene partition to materialise (repeatable)"
+    )
     g.add_argument("--all-scenes", action="store_true", help="every scene partition")
     p.add_argument("--keep-going", action="store_true", help="continue with other scenes after one fails")
     p.add_argument(
         "--config",
+        type=nonempty,
         metavar="FILE",
         help="Dagster run config YAML (the launchpad's format) applied to every run; the options below override it",
     )
@@ -305,7 +322,7 @@ def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     ref = p.add_argument_group("the reference converter's options (prepare_dataset.py), same meaning")
     ref.add_argument(
         "--additional-subsamples",
-        type=_int_at_least(1),
+        type=int_in_range(1, 2**31 - 1),  # run_config.MAX_SUBSAMPLE (not imported: it loads Dagster)
         nargs="*",
         metavar="N",
         help="also write every-N-th views and <split>_every_<N>th.txt lists (the full lists always); "
@@ -314,7 +331,7 @@ def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     workers = ref.add_mutually_exclusive_group()
     workers.add_argument(
         "--n-processes",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         metavar="N",
         help="conversion worker processes per scene (default: one per core; the reference's default is 1)",
     )
@@ -345,22 +362,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth-mirror", help="write a synthetic Hypersim source (metadata CSVs + scenes/*.zip)")
-    p.add_argument("dir", help="output directory")
+    p.add_argument("dir", type=nonempty, help="output directory")
     _add_spec_args(p, DEMO_SPEC)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes writing scenes")
+    p.add_argument("--workers", type=int_at_least(1), default=os.cpu_count() or 1, help="processes writing scenes")
     p.set_defaults(func=cmd_synth_mirror)
 
     p = sub.add_parser("serve", help="serve a source directory on loopback with HTTP Range support")
-    p.add_argument("dir")
+    p.add_argument("dir", type=nonempty)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--rtt-ms", type=float, default=0.0, help="round-trip latency added to every request (ms)")
-    p.add_argument("--link-mbps", type=float, help="bandwidth cap shared by all connections (Mbit/s; default none)")
+    p.add_argument("--port", type=int_in_range(0, 65535), default=8765, help="TCP port (0: any free one)")
+    p.add_argument(
+        "--rtt-ms",
+        type=float_in_range(0.0, 60_000.0),
+        default=0.0,
+        help="round-trip latency added to every request (ms)",
+    )
+    p.add_argument(
+        "--link-mbps",
+        type=float_in_range(1e-3, 1e6),
+        help="bandwidth cap shared by all connections (Mbit/s; default none)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="build a synthetic mirror, serve it, and materialise every asset through Dagster")
-    p.add_argument("--workdir", metavar="DIR", help="demo folder: mirror/ and data/ (default: a new temporary folder)")
-    p.add_argument("--root", dest="deprecated_root", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--workdir",
+        type=nonempty,
+        metavar="DIR",
+        help="demo folder: mirror/ and data/ (default: a new temporary folder)",
+    )
+    p.add_argument("--root", dest="deprecated_root", type=nonempty, metavar="DIR", help=argparse.SUPPRESS)
     _add_spec_args(p, DEMO_SPEC)
     p.set_defaults(func=cmd_demo)
 
@@ -381,7 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command's entry point: run the subcommand, then let the interpreter exit quickly."""
     args = build_parser().parse_args(argv)
-    code = int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (loading, reading the config, writing a mirror)
+        print("[hypersim] interrupted (SIGINT)", file=sys.stderr)
+        return 128 + signal.SIGINT
     # The interpreter's shutdown garbage-collects every object still alive (Dagster, pandas and
     # their modules), about a second of CPU here that frees nothing the OS would not. Frozen
     # objects are skipped by those passes; atexit handlers, non-daemon thread joins and the

@@ -32,7 +32,7 @@ from hypersim_assets.convert.warm_pool import prestart_pool
 from hypersim_assets.defs.dask_resource import DaskResource
 from hypersim_assets.defs.partitions import SCENES_PARTITIONS_NAME
 from hypersim_assets.defs.resources import ConversionResource, HypersimResource
-from hypersim_assets.run_config import resource_field, resource_value_problems, source_config_value
+from hypersim_assets.run_config import RunConfigError, resource_field, resource_value_problems, source_config_value
 from hypersim_assets.run_failures import Problem, run_problems, run_retries
 from hypersim_assets.sqlite_durability import creating_unsynced
 from hypersim_assets.stale_runs import PROCESS_TAG, process_tag_value, release_dead_runs
@@ -291,6 +291,9 @@ def materialize(
     """
     echo_err = echo_err or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
+    # One run per scene, in the order first named: a repeated name ran (and was counted) twice,
+    # and a bare string was read as one scene per character.
+    scenes = list(dict.fromkeys([scenes] if isinstance(scenes, str) else scenes))
     summary = MaterializeSummary()
     if run_config is None:
         run_config = resource_run_config(source, data_root, log_level)
@@ -394,6 +397,7 @@ def _require_a_converted_frame(instance: dg.DagsterInstance, result: dg.ExecuteI
 
 def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
     """The persistent instance at ``DAGSTER_HOME``; when unset, one at ``default_home`` (created).
+    Raises RunConfigError when ``DAGSTER_HOME`` is no absolute directory or ``default_home`` cannot be made.
 
     The SQLite databases a fresh instance creates here are created unsynced
     (:func:`~hypersim_assets.sqlite_durability.creating_unsynced`, where the command installed
@@ -402,11 +406,16 @@ def instance_from_env_or(default_home: Path) -> dg.DagsterInstance:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path(default_home).resolve())
-        Path(home).mkdir(parents=True, exist_ok=True)
-        config = Path(home) / "dagster.yaml"
-        if not config.exists():
-            config.write_text("telemetry:\n  enabled: false\n")
+        try:
+            Path(home).mkdir(parents=True, exist_ok=True)
+            config = Path(home) / "dagster.yaml"
+            if not config.exists():
+                config.write_text("telemetry:\n  enabled: false\n")
+        except OSError as exc:  # the data root is a file, unwritable, ...
+            raise RunConfigError(f"cannot create the Dagster instance at {home}: {exc.strerror or exc}") from exc
         os.environ["DAGSTER_HOME"] = home
         print(f"[hypersim] DAGSTER_HOME not set; using {home}", file=sys.stderr)
+    elif not (Path(home).is_absolute() and Path(home).is_dir()):  # Dagster's own error is a traceback
+        raise RunConfigError(f"DAGSTER_HOME={home} must be the absolute path of an existing directory")
     with creating_unsynced():  # the instance creates its storages (and databases) as it is made
         return dg.DagsterInstance.get()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,28 @@ import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 from hypersim_assets.defs.config_values import bound_problems, config_path
-from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, data_root_from_env, redact_url
+from hypersim_assets.download.errors import InvalidSource
+from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, HypersimSource, data_root_from_env, redact_url
 
 # Top-level sections of a launchpad run config that the command line passes on. ``execution``
 # is dropped: the command runs every step in its own process, whatever the file says.
 IGNORED_SECTIONS = ("execution",)
+
+
+# The largest every-N-th subsample value: a larger one overflows the views' integer arithmetic.
+MAX_SUBSAMPLE = 2**31 - 1
+# Conversion worker processes per core beyond which a value is taken for a typo: the warm pool
+# starts all of them at once (--n-processes 100000 began forking 100000 processes).
+MAX_WORKERS_PER_CORE = 8
+
+
+def max_conversion_workers() -> int:
+    """The most conversion worker processes a run of this machine may ask for."""
+    return MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
+# Python's level names, which Dagster's console logger accepts.
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG")
 
 
 class RunConfigError(ValueError):
@@ -57,6 +75,8 @@ def load_run_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RunConfigError(f"run config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RunConfigError(f"run config file {path} is not UTF-8 text (byte {exc.start}): not a YAML file?") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -117,7 +137,8 @@ def build_run_config(
     Source, data root and subsample values are always written (option, else file, else
     ``HYPERSIM_SOURCE`` / ``HYPERSIM_DATA_ROOT`` / ``HYPERSIM_SUBSAMPLES``, else the
     defaults), so a run's page shows where its data came from and went. The console log
-    level is the file's, else ``log_level``.
+    level is the file's, else ``log_level``. Raises RunConfigError for a malformed
+    ``HYPERSIM_SUBSAMPLES``.
     """
     run_config = copy.deepcopy(dict(file_config or {}))
     for section in IGNORED_SECTIONS:
@@ -139,7 +160,10 @@ def build_run_config(
     if options.additional_subsamples is not None:
         catalog["subsamples"] = _subsample_text(sorted({1, *options.additional_subsamples}))
     elif not _config_value(catalog.get("subsamples")):
-        catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+        try:
+            catalog["subsamples"] = _subsample_text(parse_subsamples(os.environ.get(ENV_SUBSAMPLES)))
+        except ValueError as exc:  # the message names the variable and its value
+            raise RunConfigError(str(exc)) from exc
 
     conversion_fields = {
         "workers": options.workers,
@@ -169,13 +193,22 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
     """Raise RunConfigError listing every problem (with its config path) that any of ``jobs`` finds:
     first Dagster's schema, then the values each configured resource itself rejects."""
     jobs = list(jobs)
+    unset = [
+        f"{path}: environment variable {name} is not set"
+        for path, name in _env_references(run_config)
+        if name not in os.environ
+    ]
+    if unset:  # Dagster reports these with its own stack trace
+        raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(unset))
     problems: dict[str, list[str]] = {}  # message -> the jobs that reject it
     for job in jobs:
         try:
             dg.validate_run_config(job, dict(run_config))
         except dg.DagsterInvalidConfigError as exc:
             for error in exc.errors:
-                problems.setdefault(error.message, []).append(job.name)
+                # The schema dump after "Expected:" is kilobytes, and differs per job for one mistake.
+                message = re.split(r'\.? Expected:? "', error.message, maxsplit=1)[0]
+                problems.setdefault(message, []).append(job.name)
     if problems:
         lines = [f"{message} (job {', '.join(names)})" for message, names in problems.items()]
         raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(lines))
@@ -184,11 +217,26 @@ def validate_run_config(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefi
         raise RunConfigError("run config rejected before any run started:\n  " + "\n  ".join(rejected))
 
 
+def _env_references(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, variable name) of every ``{env: NAME}`` value in a run config."""
+    if isinstance(value, Mapping):
+        if set(value) == {"env"}:
+            return [(path, str(value["env"]))]
+        return [
+            ref for key, item in value.items() for ref in _env_references(item, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [ref for i, item in enumerate(value) for ref in _env_references(item, f"{path}[{i}]")]
+    return []
+
+
 def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> list[str]:
-    """Each value of a resource's config block that the resource rejects, as its fields' validation or
-    its numeric ``BOUNDS`` (:mod:`hypersim_assets.defs.config_values`) would once a run used it: what
-    Dagster's config schema does not check. As ``resources.R.config.FIELD: why (got VALUE)``. ``{env: NAME}`` values are read from
-    this process's environment; unset ones are left to the run."""
+    """Each run config value that Dagster's config schema accepts but a run would fail on, as
+    ``resources.R.config.FIELD: why (got VALUE)``: a source no run can read, subsamples the views
+    step cannot use, more conversion workers than this machine could start, a console log level
+    Dagster rejects, and what each resource's fields or numeric ``BOUNDS``
+    (:mod:`hypersim_assets.defs.config_values`) reject. ``{env: NAME}`` values are read from this
+    process's environment; unset ones are left to the run."""
     classes: dict[str, type] = {}
     for job in jobs:
         for key, definition in job.resource_defs.items():
@@ -196,6 +244,32 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
             if cls is not None:
                 classes.setdefault(key, cls)
     out: list[str] = []
+    try:  # read by every run's first step: a source no run can read fails here, not after retries
+        source = HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
+    except InvalidSource as exc:
+        out.append(f"resources.hypersim.config.source: {exc}")
+    else:
+        if not source.is_remote and not Path(source.base).is_dir():
+            what = "is a file" if Path(source.base).exists() else "does not exist"
+            out.append(f"resources.hypersim.config.source: {source.base} {what}; a local source is a directory")
+    subsamples = resource_field(run_config, "catalog", "subsamples")
+    try:  # read only by the views step, the last of a run: after every scene was converted
+        too_large = [n for n in parse_subsamples(subsamples) if n > MAX_SUBSAMPLE]
+    except ValueError as exc:
+        out.append(f"resources.catalog.config.subsamples: {exc}")
+    else:
+        if too_large:
+            out.append(f"resources.catalog.config.subsamples: values must be at most {MAX_SUBSAMPLE}, got {too_large}")
+    workers = resource_field(run_config, "conversion", "workers")
+    if isinstance(workers, int) and workers > max_conversion_workers():  # the pool starts every worker at once
+        out.append(
+            f"resources.conversion.config.workers: at most {max_conversion_workers()} "
+            f"({MAX_WORKERS_PER_CORE} per core of this machine), got {workers}"
+        )
+    console = ((run_config.get("loggers") or {}).get("console") or {}).get("config") or {}
+    level = _config_value(console.get("log_level")) if isinstance(console, Mapping) else None
+    if isinstance(level, str) and level.upper() not in LOG_LEVELS:  # Dagster's check fails the run as it starts
+        out.append(f"loggers.console.config.log_level: must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     for key, entry in sorted((run_config.get("resources") or {}).items()):
         block = entry.get("config") if isinstance(entry, Mapping) else None
         if key not in classes or not isinstance(block, Mapping):
@@ -229,14 +303,20 @@ def _subsample_text(values) -> str:
 
 
 def source_config_value(source: str) -> str | dict[str, str]:
-    """The run-config value for ``source``: the text itself, or, when it is a URL carrying a
-    password, ``{"env": "HYPERSIM_SOURCE"}`` with the URL put into this process's environment.
+    """The run-config value for ``source``: the text itself (a directory or ``file://`` URL as an
+    absolute path), or, when it is a URL carrying a password, ``{"env": "HYPERSIM_SOURCE"}`` with
+    the URL put into this process's environment.
 
     Dagster stores run config verbatim in its run database and shows it on the run's page;
     a password must reach the run without being written there (runs of this command
     execute in this process, so they read the variable).
     """
     if redact_url(source) == source:
-        return source
+        try:
+            parsed = HypersimSource.parse(source)
+        except InvalidSource:
+            return source  # validate_run_config names the problem
+        # A directory as an absolute path: a run re-executed from the UI runs in another directory.
+        return source if parsed.is_remote else parsed.base
     os.environ[ENV_SOURCE] = source
     return {"env": ENV_SOURCE}

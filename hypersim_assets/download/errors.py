@@ -17,6 +17,8 @@ ProxyRefused             permanent  the proxy answered 407, or an error status t
 TooManyRedirects         permanent  more than ``max_redirects`` redirects in a row (a loop)
 CertificateNotTrusted    permanent  the server's TLS certificate does not verify
 SceneNotFound            permanent  unknown scene: no zip (or unpacked folder) at the source
+InvalidSource            permanent  a source that is not ``upstream``, an http(s) URL with a
+                                    host, a ``file://`` URL or a directory path
 InvalidSceneName         permanent  a scene name that is not ``ai_NNN_NNN`` (ASCII digits)
 ZipFormatError           permanent  the archive is broken or uses a feature we do not read
 UnsafeMember             permanent  a member name with ``..``, an absolute path, a
@@ -114,6 +116,10 @@ class ZipFormatError(DownloadError, PermanentError, ValueError):
 
 class UnsafeMember(ZipFormatError):
     """A member that could write outside the scene folder, or clash with another member."""
+
+
+class InvalidSource(DownloadError, PermanentError, ValueError):
+    """A source text we cannot read as ``upstream``, an http(s) URL, a ``file://`` URL or a directory."""
 
 
 class InvalidSceneName(DownloadError, PermanentError, ValueError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from hypersim_assets.common.layout import CAMERA_PARAMETERS_CSV, SPLIT_CSV, TRAJECTORIES_CSV
+from hypersim_assets.download.errors import InvalidSource
 
 UPSTREAM = "upstream"
 UPSTREAM_SCENES_URL = "https://docs-assets.developer.apple.com/ml-research/datasets/hypersim/v1/scenes"
@@ -77,18 +78,27 @@ class HypersimSource:
 
     @classmethod
     def parse(cls, text: str | None) -> HypersimSource:
-        """Parse ``upstream`` / ``http(s)://...`` / ``file://...`` / a directory path (empty means upstream)."""
+        """Parse ``upstream`` / ``http(s)://...`` / ``file://...`` / a directory path (empty means upstream).
+
+        Raises :class:`~hypersim_assets.download.errors.InvalidSource` (permanent: retrying
+        reads the same text) for another scheme or an http(s) URL without a host.
+        """
         text = (text or "").strip()
         if not text or text == UPSTREAM:
             return cls(UPSTREAM)
         parsed = urlparse(text)
         if parsed.scheme in ("http", "https"):
+            if not parsed.hostname:
+                raise InvalidSource(
+                    f"source {redact_url(text)!r} names no host: use {parsed.scheme}://HOST[:PORT]/PATH"
+                )
             return cls(text.rstrip("/"))
         if parsed.scheme == "file":
             return cls(str(Path(unquote(parsed.path)).resolve()))
         if parsed.scheme and len(parsed.scheme) > 1:
-            raise ValueError(
-                f"unsupported source scheme {parsed.scheme!r} in {text!r}: use http(s)://, file:// or a directory"
+            raise InvalidSource(
+                f"unsupported source scheme {parsed.scheme!r} in {redact_url(text)!r}: "
+                "use upstream, http(s)://, file:// or a directory"
             )
         return cls(str(Path(text).expanduser().resolve()))
 
