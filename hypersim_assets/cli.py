@@ -135,14 +135,14 @@ def _print_summary(summary, data_root: Path) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The README's first command: a synthetic mirror, served on loopback, materialised in full.
     Its scenes share one conversion pool, as those of one ``materialize`` do."""
-    with kept_pools():
+    from hypersim_assets.sqlite_durability import sqlite_synchronous
+
+    # Before any instance is opened (see the module for why); removed when the command returns.
+    with kept_pools(), sqlite_synchronous():
         return _demo(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hypersim_assets.sqlite_durability import use_sqlite_synchronous
-
-    use_sqlite_synchronous()  # before any instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.run_config import RunConfigError
@@ -237,14 +237,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     ``materialize`` starts the pool when its first run begins, once Dagster has loaded: started
     while Dagster loads, it measured slower (see the README).
     """
-    with kept_pools():
+    from hypersim_assets.sqlite_durability import sqlite_synchronous
+
+    # Before the instance is opened (see the module for why); removed when the command returns,
+    # so a caller of main() in its own process keeps SQLite's default afterwards.
+    with kept_pools(), sqlite_synchronous():
         return _materialize(args)
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    from hypersim_assets.sqlite_durability import use_sqlite_synchronous
-
-    use_sqlite_synchronous()  # before the instance is opened: see the module for why
     from hypersim_assets.definitions import defs
     from hypersim_assets.materialize import MaterializeError, RunInterrupted, instance_from_env_or, materialize
     from hypersim_assets.run_config import (

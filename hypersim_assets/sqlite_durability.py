@@ -96,6 +96,16 @@ def use_sqlite_synchronous(level: str = SYNCHRONOUS) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
+def sqlite_synchronous(level: str = SYNCHRONOUS) -> Iterator[None]:
+    """:func:`use_sqlite_synchronous` for the duration of the block (the commands' whole run)."""
+    stop = use_sqlite_synchronous(level)
+    try:
+        yield
+    finally:
+        stop()
+
+
+@contextlib.contextmanager
 def creating_unsynced() -> Iterator[None]:
     """Within the block, a SQLite database whose file is absent or empty when first connected to
     (one being created: it holds no history) gets ``PRAGMA synchronous=OFF`` on every connection

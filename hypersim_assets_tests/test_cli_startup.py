@@ -31,11 +31,23 @@ _COMMAND_THEN_STATE = """
 import json, multiprocessing, os, sys, time
 import dagster as dg
 from hypersim_assets import cli
+from hypersim_assets import materialize as m
 from hypersim_assets.convert.warm_pool import warm_pool_state
 from hypersim_assets.sqlite_durability import sqlite_synchronous_of
+during = []
+real_materialize = m.materialize
+
+
+def materialize_and_look(defs, instance, **kwargs):  # the level of the command's own connections
+    with instance.run_storage.connect() as conn:
+        during.append(sqlite_synchronous_of(conn))
+    return real_materialize(defs, instance, **kwargs)
+
+
+m.materialize = materialize_and_look
 code = cli.main(sys.argv[1:])
 with dg.DagsterInstance.get() as instance, instance.run_storage.connect() as conn:
-    sync = sqlite_synchronous_of(conn)
+    after = sqlite_synchronous_of(conn)
 
 
 def forkservers():  # this process's child processes that are multiprocessing forkservers
@@ -59,7 +71,8 @@ state = {
     "code": code,
     "children": len(multiprocessing.active_children()),
     "pool": warm_pool_state(),
-    "sync": sync,
+    "sync": during,
+    "sync_after": after,
     "forkserver": bool(forkservers()),
 }
 print("STATE " + json.dumps(state))
@@ -104,7 +117,14 @@ def test_two_scenes_share_one_pool_and_nothing_outlives_the_command(mirror, tmp_
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads(proc.stdout.rpartition("STATE ")[2])
     # The forkserver was stopped when the command ended, not at this process's exit.
-    assert state == {"code": 0, "children": 0, "pool": "none", "sync": "NORMAL", "forkserver": False}
+    assert state == {
+        "code": 0,
+        "children": 0,
+        "pool": "none",
+        "sync": ["NORMAL"],  # the command's connections
+        "sync_after": "FULL",  # SQLite's default again once main() returned
+        "forkserver": False,
+    }
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         with instance.run_storage.connect() as conn:

@@ -84,3 +84,15 @@ def test_databases_created_in_the_window_are_unsynced_and_only_those(tmp_path):
         existing.dispose()
     finally:
         stop()
+
+
+def test_the_command_run_in_this_process_removes_its_setting_when_it_returns(tmp_path, monkeypatch):
+    """``main()`` called in-process (tests, notebooks) must leave SQLite's default behind."""
+    from hypersim_assets.cli import main
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    missing = tmp_path / "no_such_mirror"
+    # Fails on the source after the command installed its setting (before any run).
+    assert main(["materialize", "--source", str(missing), "--data-root", str(tmp_path / "data")]) == 2
+    with sa.create_engine("sqlite://").connect() as conn:
+        assert sqlite_synchronous_of(conn) == "FULL"
