@@ -90,7 +90,8 @@ def test_the_command_run_in_this_process_removes_its_setting_when_it_returns(tmp
     """``main()`` called in-process (tests, notebooks) must leave SQLite's default behind."""
     from hypersim_assets.cli import main
 
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # restored afterwards, whatever main() sets
     missing = tmp_path / "no_such_mirror"
     # Fails on the source after the command installed its setting (before any run).
     assert main(["materialize", "--source", str(missing), "--data-root", str(tmp_path / "data")]) == 2
