@@ -323,7 +323,7 @@ def _add_materialize_args(p: argparse.ArgumentParser) -> None:
     ref = p.add_argument_group("the reference converter's options (prepare_dataset.py), same meaning")
     ref.add_argument(
         "--additional-subsamples",
-        type=int_in_range(1, 2**31 - 1),  # run_config.MAX_SUBSAMPLE (not imported: it loads Dagster)
+        type=int_in_range(1, 2**31 - 1),  # subsample_views.MAX_SUBSAMPLE (not imported: it loads pandas)
         nargs="*",
         metavar="N",
         help="also write every-N-th views and <split>_every_<N>th.txt lists (the full lists always); "

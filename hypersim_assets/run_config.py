@@ -18,6 +18,7 @@ import yaml
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 from hypersim_assets.defs.config_values import bound_problems, config_path
+from hypersim_assets.defs.resources import ConversionResource
 from hypersim_assets.download.errors import InvalidSource
 from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, HypersimSource, data_root_from_env, redact_url
 
@@ -26,16 +27,10 @@ from hypersim_assets.download.source import ENV_SOURCE, UPSTREAM, HypersimSource
 IGNORED_SECTIONS = ("execution",)
 
 
-# The largest every-N-th subsample value: a larger one overflows the views' integer arithmetic.
-MAX_SUBSAMPLE = 2**31 - 1
-# Conversion worker processes per core beyond which a value is taken for a typo: the warm pool
-# starts all of them at once (--n-processes 100000 began forking 100000 processes).
-MAX_WORKERS_PER_CORE = 8
-
-
 def max_conversion_workers() -> int:
-    """The most conversion worker processes a run of this machine may ask for."""
-    return MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    """The most conversion worker processes a run of this machine may ask for (the conversion
+    resource's bound, which its steps check too)."""
+    return int(ConversionResource.BOUNDS["workers"].maximum)
 
 
 # Python's level names, which Dagster's console logger accepts.
@@ -233,10 +228,10 @@ def _env_references(value: Any, path: str = "") -> list[tuple[str, str]]:
 def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.JobDefinition]) -> list[str]:
     """Each run config value that Dagster's config schema accepts but a run would fail on, as
     ``resources.R.config.FIELD: why (got VALUE)``: a source no run can read, subsamples the views
-    step cannot use, more conversion workers than this machine could start, a console log level
-    Dagster rejects, and what each resource's fields or numeric ``BOUNDS``
-    (:mod:`hypersim_assets.defs.config_values`) reject. ``{env: NAME}`` values are read from this
-    process's environment; unset ones are left to the run."""
+    step cannot use, a console log level Dagster rejects, and what each resource's fields or numeric
+    ``BOUNDS`` reject (:mod:`hypersim_assets.defs.config_values`; e.g. more conversion workers than
+    this machine could start). ``{env: NAME}`` values are read from this process's environment;
+    unset ones are left to the run."""
     classes: dict[str, type] = {}
     for job in jobs:
         for key, definition in job.resource_defs.items():
@@ -247,25 +242,16 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
     try:  # read by every run's first step: a source no run can read fails here, not after retries
         source = HypersimSource.parse(resource_field(run_config, "hypersim", "source"))
     except InvalidSource as exc:
-        out.append(f"resources.hypersim.config.source: {exc}")
+        out.append(f"{config_path('hypersim', 'source')}: {exc}")
     else:
         if not source.is_remote and not Path(source.base).is_dir():
             what = "is a file" if Path(source.base).exists() else "does not exist"
-            out.append(f"resources.hypersim.config.source: {source.base} {what}; a local source is a directory")
+            out.append(f"{config_path('hypersim', 'source')}: {source.base} {what}; a local source is a directory")
     subsamples = resource_field(run_config, "catalog", "subsamples")
     try:  # read only by the views step, the last of a run: after every scene was converted
-        too_large = [n for n in parse_subsamples(subsamples) if n > MAX_SUBSAMPLE]
+        parse_subsamples(subsamples)
     except ValueError as exc:
-        out.append(f"resources.catalog.config.subsamples: {exc}")
-    else:
-        if too_large:
-            out.append(f"resources.catalog.config.subsamples: values must be at most {MAX_SUBSAMPLE}, got {too_large}")
-    workers = resource_field(run_config, "conversion", "workers")
-    if isinstance(workers, int) and workers > max_conversion_workers():  # the pool starts every worker at once
-        out.append(
-            f"resources.conversion.config.workers: at most {max_conversion_workers()} "
-            f"({MAX_WORKERS_PER_CORE} per core of this machine), got {workers}"
-        )
+        out.append(f"{config_path('catalog', 'subsamples')}: {exc}")
     console = ((run_config.get("loggers") or {}).get("console") or {}).get("config") or {}
     level = _config_value(console.get("log_level")) if isinstance(console, Mapping) else None
     if isinstance(level, str) and level.upper() not in LOG_LEVELS:  # Dagster's check fails the run as it starts
@@ -274,7 +260,8 @@ def resource_value_problems(run_config: Mapping[str, Any], jobs: Iterable[dg.Job
         block = entry.get("config") if isinstance(entry, Mapping) else None
         if key not in classes or not isinstance(block, Mapping):
             continue
-        values = {name: _config_value(value) for name, value in block.items() if _config_value(value) is not None}
+        values = {name: _config_value(value) for name, value in block.items()}
+        values = {name: value for name, value in values.items() if value is not None}
         try:
             classes[key](**values)
         except pydantic.ValidationError as exc:

@@ -117,3 +117,17 @@ def resource_config(source: str, data_root: Path, **resources: dict) -> dict:
     }
     config.update({name: {"config": block} for name, block in resources.items()})
     return {"resources": config}
+
+
+def run_job(job_name: str, config: dict, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
+    """One in-process run of a job of the code location in ``instance``; a failed run is returned, not raised."""
+    from hypersim_assets.definitions import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=config, instance=instance, raise_on_error=False, **kwargs
+    )
+
+
+def materialize_metadata(instance: dg.DagsterInstance, config: dict) -> None:
+    """Materialise ``hypersim_metadata`` (it registers the scene partitions); the run must succeed."""
+    assert run_job("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]).success

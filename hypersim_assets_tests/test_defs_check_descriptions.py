@@ -8,13 +8,8 @@ import json
 import dagster as dg
 
 from hypersim_assets.definitions import defs
-from hypersim_assets_tests.conftest import resource_config
-
-
-def _run(job: str, config: dict, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(job).execute_in_process(
-        run_config=config, instance=instance, raise_on_error=False, **kwargs
-    )
+from hypersim_assets_tests.conftest import materialize_metadata, resource_config
+from hypersim_assets_tests.conftest import run_job as _run
 
 
 def _checks_alone(job_name: str, checks: list[tuple[str, str]], config: dict, instance, **kwargs):
@@ -30,9 +25,7 @@ def test_failed_file_checks_describe_what_is_missing_and_what_to_rerun(small_mir
     data = tmp_path / "data"
     config = resource_config(mirror_server.url, data)
     with dg.instance_for_test() as instance:
-        assert _run(
-            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
-        ).success
+        materialize_metadata(instance, config)
         assert _run("hypersim_scene_job", config, instance, partition_key=scene).success
         assert _run("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("frame_index")]).success
         png = sorted((data / "dataset").glob(f"*/depth/{scene}/*/*.png"))[0]

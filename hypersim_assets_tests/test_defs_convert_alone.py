@@ -10,17 +10,12 @@ import shutil
 import dagster as dg
 import pyarrow.parquet as pq
 
-from hypersim_assets.definitions import defs
 from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import materialize_metadata
 from hypersim_assets_tests.conftest import resource_config as _config
+from hypersim_assets_tests.conftest import run_job as _run
 
 CONVERTED = [dg.AssetKey("converted_scene")]
-
-
-def _run(job_name: str, config: dict, instance, **kwargs):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, raise_on_error=False, **kwargs
-    )
 
 
 def test_converting_alone_without_raw_files_fails_and_keeps_the_facts(small_mirror, tmp_path):
@@ -29,9 +24,7 @@ def test_converting_alone_without_raw_files_fails_and_keeps_the_facts(small_mirr
     data = tmp_path / "data"
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         config = _config(server.url, data)
-        assert _run(
-            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
-        ).success
+        materialize_metadata(instance, config)
         assert _run("hypersim_scene_job", config, instance, partition_key=scene).success
         facts_file = data / "facts" / f"{scene}.parquet"
         before = pq.read_table(facts_file).select(["camera", "frame_id", "status"]).to_pylist()

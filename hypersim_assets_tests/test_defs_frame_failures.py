@@ -7,15 +7,10 @@ import logging
 
 import dagster as dg
 
-from hypersim_assets.definitions import defs
 from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import materialize_metadata
 from hypersim_assets_tests.conftest import resource_config as _config
-
-
-def _run(job_name: str, config: dict, instance, **kwargs):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, raise_on_error=False, **kwargs
-    )
+from hypersim_assets_tests.conftest import run_job as _run
 
 
 def test_a_failed_frame_is_named_with_its_reason_in_the_run_log(small_mirror, tmp_path):
@@ -24,9 +19,7 @@ def test_a_failed_frame_is_named_with_its_reason_in_the_run_log(small_mirror, tm
     data = tmp_path / "data"
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         config = _config(server.url, data)
-        assert _run(
-            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
-        ).success
+        materialize_metadata(instance, config)
         assert _run("hypersim_scene_job", config, instance, partition_key=scene).success
         # Damage one raw input after download (its CRC no longer matches, but only the
         # conversion runs), then convert again from scratch.
@@ -64,9 +57,7 @@ def test_a_rerun_of_an_unchanged_scene_logs_no_frame_as_converted(small_mirror, 
     scene = summary.scenes[1]
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         config = _config(server.url, tmp_path / "data")
-        assert _run(
-            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
-        ).success
+        materialize_metadata(instance, config)
         assert _run("hypersim_scene_job", config, instance, partition_key=scene).success
         result = _run("hypersim_scene_job", config, instance, partition_key=scene)
         assert result.success

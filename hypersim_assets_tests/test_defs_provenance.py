@@ -9,16 +9,15 @@ import dagster as dg
 from hypersim_assets.catalog.frame_index import read_frame_index
 from hypersim_assets.catalog.provenance import read_creation_meta
 from hypersim_assets.common.layout import dataset_dir
-from hypersim_assets.definitions import defs
 from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import materialize_metadata, run_job
 from hypersim_assets_tests.conftest import resource_config as _config
 
 INDEX_AND_VIEWS = [dg.AssetKey("frame_index"), dg.AssetKey("subsample_views")]
 
 
 def _run(job_name: str, config: dict, instance, **kwargs) -> None:
-    result = defs.resolve_job_def(job_name).execute_in_process(run_config=config, instance=instance, **kwargs)
-    assert result.success
+    assert run_job(job_name, config, instance, **kwargs).success
 
 
 def test_an_index_rebuilt_with_defaults_records_the_settings_the_frames_were_written_with(small_mirror, tmp_path):
@@ -27,7 +26,7 @@ def test_an_index_rebuilt_with_defaults_records_the_settings_the_frames_were_wri
     data = tmp_path / "data"
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         defaults = _config(server.url, data)
-        _run("hypersim_catalog_job", defaults, instance, asset_selection=[dg.AssetKey("hypersim_metadata")])
+        materialize_metadata(instance, defaults)
         fast = _config(server.url, data, conversion={"workers": 1, "png_compression": "fast", "tilt_shift": False})
         _run("hypersim_scene_job", fast, instance, partition_key=first)
         _run("hypersim_catalog_job", defaults, instance, asset_selection=INDEX_AND_VIEWS)

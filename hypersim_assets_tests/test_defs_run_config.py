@@ -8,15 +8,11 @@ import pytest
 
 from hypersim_assets.definitions import defs
 from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import materialize_metadata
 from hypersim_assets_tests.conftest import resource_config as _config
+from hypersim_assets_tests.conftest import run_job as _run
 
 METADATA = [dg.AssetKey("hypersim_metadata")]
-
-
-def _run(job_name: str, config: dict, instance, **kwargs):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, raise_on_error=False, **kwargs
-    )
 
 
 def _failure_text(result) -> str:
@@ -66,7 +62,7 @@ def test_member_globs_mode_without_globs_fails_at_once_naming_the_field(small_mi
     scene = summary.scenes[0]
     with dg.instance_for_test() as instance, MirrorServer(mirror) as server:
         config = _config(server.url, tmp_path / "data", download={"members": "globs"})
-        assert _run("hypersim_catalog_job", config, instance, asset_selection=METADATA).success
+        materialize_metadata(instance, config)
         result = _run("hypersim_scene_job", config, instance, partition_key=scene)
     assert not result.success
     text = _failure_text(result)
@@ -93,7 +89,7 @@ def test_bad_subsamples_in_the_launchpad_name_the_resource_field(small_mirror, t
     # an environment variable the user never set.
     config = _config(str(small_mirror[0]), tmp_path / "data", catalog={"subsamples": "0,10"})
     with dg.instance_for_test() as instance:
-        assert _run("hypersim_catalog_job", config, instance, asset_selection=METADATA).success
+        materialize_metadata(instance, config)
         result = _run("hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("subsample_views")])
     assert not result.success
     text = _failure_text(result)

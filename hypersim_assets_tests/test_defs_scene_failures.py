@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hypersim_assets.definitions import defs
 from hypersim_assets.defs.scene_state import scene_failures
 from hypersim_assets.synthetic.mirror_server import MirrorServer
+from hypersim_assets_tests.conftest import materialize_metadata
 from hypersim_assets_tests.conftest import resource_config as _config
-
-
-def _run(job_name: str, config: dict, instance, **kwargs):
-    return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=config, instance=instance, raise_on_error=False, **kwargs
-    )
-
+from hypersim_assets_tests.conftest import run_job as _run
 
 # As dagster.yaml sets them: a lost run worker is retried, a failed step is not.
 RUN_RETRIES = {"run_retries": {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}}
@@ -29,9 +23,7 @@ def test_a_value_out_of_range_fails_one_step_once_naming_the_field(small_mirror,
     scene = summary.scenes[0]
     with dg.instance_for_test(overrides=RUN_RETRIES) as instance, MirrorServer(mirror) as server:
         config = _config(server.url, tmp_path / "data")
-        assert _run(
-            "hypersim_catalog_job", config, instance, asset_selection=[dg.AssetKey("hypersim_metadata")]
-        ).success
+        materialize_metadata(instance, config)
         bad = _config(server.url, tmp_path / "data", conversion={"workers": -1})
         result = _run("hypersim_scene_job", bad, instance, partition_key=scene)
         assert not result.success

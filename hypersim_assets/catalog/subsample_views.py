@@ -70,10 +70,14 @@ VIEW_SCHEMA = pa.schema(
 )
 
 
+# The largest every-N-th value: a larger one overflows the views' integer arithmetic.
+MAX_SUBSAMPLE = 2**31 - 1
+
+
 def parse_subsamples(text: str | None) -> tuple[int, ...]:
     """``"1,2,5,10,20"`` to ``(1, 2, 5, 10, 20)`` (sorted, unique); empty or None gives DEFAULT_SUBSAMPLES.
 
-    Raises ValueError for anything but comma-separated integers >= 1.
+    Raises ValueError for anything but comma-separated integers from 1 to MAX_SUBSAMPLE.
     """
     if text is None or not text.strip():
         return DEFAULT_SUBSAMPLES
@@ -88,6 +92,8 @@ def parse_subsamples(text: str | None) -> tuple[int, ...]:
             raise ValueError(f"{ENV_SUBSAMPLES} must be comma-separated integers >= 1, got {text!r}") from None
         if value < 1:
             raise ValueError(f"{ENV_SUBSAMPLES} values must be >= 1, got {value} in {text!r}")
+        if value > MAX_SUBSAMPLE:
+            raise ValueError(f"{ENV_SUBSAMPLES} values must be at most {MAX_SUBSAMPLE}, got {value} in {text!r}")
         values.add(value)
     return tuple(sorted(values)) or DEFAULT_SUBSAMPLES
 

@@ -63,3 +63,9 @@ def require_in_bounds(resource: str, values: Mapping[str, Any], bounds: Mapping[
     problems = bound_problems(resource, values, bounds)
     if problems:
         raise dg.Failure(description="; ".join(problems), allow_retries=False)
+
+
+def require_fields_in_bounds(resource: str, config: Any) -> None:
+    """:func:`require_in_bounds` for the fields of a resource whose class declares ``BOUNDS``."""
+    bounds = type(config).BOUNDS
+    require_in_bounds(resource, {field: getattr(config, field) for field in bounds}, bounds)

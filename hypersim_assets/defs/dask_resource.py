@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from hypersim_assets.convert.dask_execution import DaskConfig, dask_executor
-from hypersim_assets.defs.config_values import Bound, require_in_bounds
+from hypersim_assets.defs.config_values import Bound, require_fields_in_bounds
 
 ENV_DASK_SCHEDULER = "HYPERSIM_DASK_SCHEDULER"
 ENV_DASK_TLS_CA_FILE = "HYPERSIM_DASK_TLS_CA_FILE"
@@ -62,7 +62,7 @@ class DaskResource(dg.ConfigurableResource):
     def dask_config(self) -> DaskConfig:
         """The resolved settings (scheduler address from the environment when unset); a value out of
         range fails the step (not retried), naming the field."""
-        require_in_bounds("dask", {f: getattr(self, f) for f in self.BOUNDS}, self.BOUNDS)
+        require_fields_in_bounds("dask", self)
         address = self.scheduler_address or os.environ.get(ENV_DASK_SCHEDULER) or None
         return DaskConfig(
             scheduler_address=address,

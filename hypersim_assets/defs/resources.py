@@ -25,7 +25,7 @@ from pydantic import Field
 
 from hypersim_assets.catalog.subsample_views import ENV_SUBSAMPLES, parse_subsamples
 from hypersim_assets.common.layout import MemberSelection, dataset_dir, raw_dir
-from hypersim_assets.defs.config_values import Bound, config_failure, require_in_bounds
+from hypersim_assets.defs.config_values import Bound, config_failure, require_fields_in_bounds
 from hypersim_assets.defs.dask_resource import ENV_DASK_SCHEDULER, DaskResource
 from hypersim_assets.download.source import ENV_DATA_ROOT, ENV_SOURCE, HypersimSource, data_root_from_env
 
@@ -107,7 +107,7 @@ class DownloadResource(dg.ConfigurableResource):
 
     def checked(self) -> DownloadResource:
         """This resource, after failing the step (not retried) when a numeric field is out of range."""
-        require_in_bounds("download", {f: getattr(self, f) for f in self.BOUNDS}, self.BOUNDS)
+        require_fields_in_bounds("download", self)
         return self
 
     def selection(self) -> MemberSelection:
@@ -116,6 +116,10 @@ class DownloadResource(dg.ConfigurableResource):
             return MemberSelection(mode=self.members, globs=tuple(self.member_globs))
         except ValueError as exc:
             raise config_failure("download", "members/member_globs", None, str(exc)) from exc
+
+
+# Conversion worker processes per core of the machine a run executes on, at most.
+MAX_WORKERS_PER_CORE = 8
 
 
 class ConversionResource(dg.ConfigurableResource):
@@ -132,11 +136,13 @@ class ConversionResource(dg.ConfigurableResource):
     )
     force: bool = Field(default=False, description="Re-convert frames even if their outputs are complete.")
 
-    BOUNDS: ClassVar[dict[str, Bound]] = {"workers": Bound(0)}  # checked where used: defs.config_values
+    # Checked where used (defs.config_values). Above the maximum a value is taken for a typo: the
+    # pool starts every worker at once (--n-processes 100000 began forking 100000 processes).
+    BOUNDS: ClassVar[dict[str, Bound]] = {"workers": Bound(0, MAX_WORKERS_PER_CORE * (os.cpu_count() or 1))}
 
     def worker_count(self) -> int:
         """Worker processes per scene; a negative ``workers`` fails the step (not retried), naming the field."""
-        require_in_bounds("conversion", {"workers": self.workers}, self.BOUNDS)
+        require_fields_in_bounds("conversion", self)
         return self.workers or (os.cpu_count() or 1)
 
 
